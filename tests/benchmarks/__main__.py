@@ -1,0 +1,39 @@
+"""``python -m tests.benchmarks [name ...]``: run every bench_*.py (or the named ones) and print a table."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import platform
+import sys
+import traceback
+from pathlib import Path
+
+from tests.benchmarks.harness import Row, format_table
+
+
+def main(argv: list[str]) -> int:
+    here = Path(__file__).parent
+    names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
+    if argv:
+        names = [n for n in names if any(a in n for a in argv)]
+    rows: list[Row] = []
+    failed = False
+    for name in names:
+        print(f"running {name} …", file=sys.stderr, flush=True)
+        try:
+            rows += importlib.import_module(f"tests.benchmarks.{name}").run()
+        except Exception:
+            traceback.print_exc()
+            failed = True
+    import torch
+
+    from core import device
+
+    print(f"\nmachine: {platform.processor() or platform.machine()}, {device.describe()}, torch {torch.__version__}")
+    print(format_table(rows))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
