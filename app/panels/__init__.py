@@ -1,0 +1,67 @@
+"""The tabs, in the order the mission names them, and where each one's Params come from.
+
+``PANELS`` is the single list the window, the parameter-set files and the CLI read. A panel whose
+``module`` is None is not built yet: its tab says so plainly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from core.params import Params
+
+
+@dataclass(frozen=True)
+class PanelEntry:
+    name: str
+    title: str
+    module: str | None = None      # app.panels.<module> holds the Panel subclass `cls`
+    cls: str | None = None
+    params: str | None = None      # "core.module:ParamsClass" (importable without Qt)
+    planned: str = ""
+
+
+PANELS: tuple[PanelEntry, ...] = (
+    PanelEntry("depth", "Depth & Sawtooth", "app.panels.depth", "DepthPanel", "core.depth:DepthParams"),
+    PanelEntry("propagation", "Signal Propagation", "app.panels.propagation", "PropagationPanel",
+               "core.propagation:PropagationParams"),
+    PanelEntry("spectra", "Jacobian Spectra", "app.panels.spectra", "SpectraPanel", "core.spectra:SpectraParams"),
+    PanelEntry("optimizers", "Optimizers", planned="GD, heavy ball, Nesterov, AdaGrad(-Norm), RMSProp and Adam "
+               "on quadratics and small networks, against the linear rates of lecture 9."),
+    PanelEntry("landscape", "Loss Landscape", planned="Filter-normalised 1-D and 2-D slices (Li et al. 2018), "
+               "mode connectivity, and the Hessian index against Pennington & Bahri 2017."),
+    PanelEntry("pruning", "Pruning", planned="Magnitude pruning, lottery tickets, SNIP / GraSP / SynFlow, RigL "
+               "and DCT-plus-sparse layers on real data."),
+    PanelEntry("robustness", "Robustness", planned="FGSM, PGD, DeepFool and spatial attacks, with Lipschitz "
+               "and interval-bound certificates."),
+)
+
+NAMES = tuple(p.name for p in PANELS)
+
+
+def entry(name: str) -> PanelEntry:
+    for p in PANELS:
+        if p.name == name:
+            return p
+    raise KeyError(f"unknown panel {name!r}; choose from: {', '.join(NAMES)}")
+
+
+def params_class(name: str) -> type[Params] | None:
+    """The Params class of panel ``name`` (None for a panel not built yet), without importing Qt."""
+    spec = entry(name).params
+    if spec is None:
+        return None
+    module, cls = spec.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def panel_class(name: str):
+    """The Panel subclass for ``name`` (a PlaceholderPanel subclass for one not built yet)."""
+    e = entry(name)
+    if e.module is None:
+        from app.panels.base import PlaceholderPanel
+
+        return type(f"{e.name.title()}Placeholder", (PlaceholderPanel,),
+                    {"name": e.name, "title": e.title, "planned": e.planned})
+    return getattr(importlib.import_module(e.module), e.cls)

@@ -1,0 +1,139 @@
+"""Entry point: ``edge-of-chaos`` starts the GUI; ``edge-of-chaos render PANEL`` exports without a display.
+
+Bad input on the command line ends with exit status 2 and one clear line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from app import __version__
+
+RENDER_TIMEOUT_S = 600
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit status 2 (through UsageError)."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from app.panels import NAMES
+
+    parser = _Parser(prog="edge-of-chaos",
+                                     description="Explore the theory of deep learning live.")
+    parser.add_argument("--version", action="version", version=f"edge-of-chaos {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    render = sub.add_parser("render", help="write every plot of a panel as PNG, SVG and CSV, no display needed")
+    render.add_argument("panel", help=f"one of: {', '.join(NAMES)}")
+    render.add_argument("--params", type=Path, help="a parameter-set JSON file for that panel")
+    render.add_argument("--out", type=Path, default=Path("."), help="output folder (default: current)")
+    render.add_argument("--png-width", type=int, default=1600, help="width of each PNG in pixels")
+    return parser
+
+
+def _check_render_args(args) -> tuple[object, object]:
+    from app.panels import NAMES, entry
+    from app.paramsets import ParamFileError, read_params
+
+    if args.panel not in NAMES:
+        raise UsageError(f"unknown panel {args.panel!r}; choose from: {', '.join(NAMES)}")
+    if entry(args.panel).module is None:
+        raise UsageError(f"the {args.panel} panel is not built yet; nothing to render")
+    if not 200 <= args.png_width <= 10000:
+        raise UsageError(f"--png-width {args.png_width} is out of range [200, 10000]")
+    params = None
+    if args.params is not None:
+        try:
+            _, params = read_params(args.params, expected_panel=args.panel)
+        except ParamFileError as err:
+            raise UsageError(str(err)) from None
+    out = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create output folder {out}: {err.strerror or err}") from None
+    if not os.access(out, os.W_OK):
+        raise UsageError(f"output folder {out} is not writable")
+    return params, out
+
+
+def render(args) -> int:
+    """Compute a panel headlessly (theory and simulation), then export it."""
+    params, out = _check_render_args(args)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from app.panels import panel_class
+    from app.runner import Runner
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    runner = Runner()
+    panel = panel_class(args.panel)(runner)
+    panel.resize(1500, 950)
+    errors: list[str] = []
+    runner.failed.connect(lambda _k, label, msg: errors.append(f"{label}: {msg}"))
+    if params is not None:
+        panel.params = params
+        panel.controls.set_values(params)
+        panel.update_visibility()
+    panel.refresh()
+    deadline = time.monotonic() + RENDER_TIMEOUT_S
+    while (panel.is_busy() or panel.render_count == 0) and time.monotonic() < deadline and not errors:
+        app.processEvents()
+        time.sleep(0.005)
+    if errors:
+        runner.shutdown()
+        print(f"edge-of-chaos: {errors[0]}", file=sys.stderr)
+        return 1
+    paths = panel.export(out, args.png_width)
+    runner.shutdown()
+    for p in paths:
+        print(p)
+    return 0
+
+
+def run_gui() -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()
+    from PySide6.QtWidgets import QApplication
+
+    from app.window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setApplicationName("Edge of Chaos")
+    app.setOrganizationName("EdgeOfChaos")
+    window = MainWindow()
+    window.show()
+    return app.exec()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser()
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_:
+            return int(exit_.code or 0)
+        if args.command == "render":
+            return render(args)
+        return run_gui()
+    except UsageError as err:
+        print(f"edge-of-chaos: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

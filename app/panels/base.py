@@ -1,0 +1,251 @@
+"""The Panel: a tab bound to one engine. Controls on the left, plots on the right.
+
+Data flow (ARCHITECTURE.md): a control or a drag calls :meth:`Panel.set_params`, which makes a new
+frozen Params and calls :meth:`Panel.schedule` with the names that changed. The subclass submits
+jobs to the runner (cheap theory at once, heavy simulation debounced) and, when their results land on
+the GUI thread, sets data on its existing plot items and calls :meth:`Panel.mark_rendered`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import plots as plotting
+from app.controls import ControlColumn
+from app.runner import Job, Runner
+from core.params import Params, ParamError
+
+
+class Panel(QWidget):
+    """Base class of every tab.
+
+    Subclasses set ``name``, ``title``, ``Params``, ``references`` and implement :meth:`build`
+    (make plots with :meth:`add_plot`, buttons with :meth:`add_button`) and :meth:`schedule`.
+    """
+
+    #: Emitted each time the plots catch up with the current params: first when the theory is
+    #: drawn, again as simulation results land.
+    rendered = Signal()
+    #: A short message for the status bar (refusals, warnings).
+    message = Signal(str)
+
+    name = "panel"
+    title = "Panel"
+    Params: type[Params] = Params
+    #: (citation, arXiv id or other identifier) shown in Help ▸ References.
+    references: tuple[tuple[str, str], ...] = ()
+    #: Parameters not shown as controls (set by drags or buttons only).
+    hidden_params: tuple[str, ...] = ()
+
+    def __init__(self, runner: Runner | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.runner = runner if runner is not None else Runner(self)
+        self.params = self.Params()
+        self.plots: dict[str, object] = {}
+        self._job_keys: set[str] = set()
+        self.render_count = 0
+
+        outer = QHBoxLayout(self)
+        side = QVBoxLayout()
+        self.controls = ControlColumn(self.Params, self._on_control, hidden=self.hidden_params)
+        self.buttons = QVBoxLayout()
+        column = QWidget()
+        column_layout = QVBoxLayout(column)
+        column_layout.addWidget(self.controls)
+        column_layout.addLayout(self.buttons)
+        column_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(column)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(330)
+        scroll.setMaximumWidth(420)
+        side.addWidget(scroll, 1)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)
+        self.progress.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        busy_row = QHBoxLayout()
+        busy_row.addWidget(self.progress, 1)
+        busy_row.addWidget(self.cancel_button)
+        self.busy_box = QWidget()
+        self.busy_box.setLayout(busy_row)
+        self.busy_box.setVisible(False)
+        side.addWidget(self.busy_box)
+        outer.addLayout(side)
+
+        right = QVBoxLayout()
+        self.banner = QLabel("")
+        self.banner.setWordWrap(True)
+        self.banner.setVisible(False)
+        self.banner.setAccessibleName("panel message")
+        right.addWidget(self.banner)
+        self.grid = QGridLayout()
+        self.grid.setSpacing(6)
+        right.addLayout(self.grid, 1)
+        outer.addLayout(right, 1)
+
+        self.runner.long_running.connect(self._on_long_running)
+        self.build()
+        self.controls.set_values(self.params)
+        self.update_visibility()
+
+    # -- for subclasses -------------------------------------------------------------------------
+    def build(self) -> None:
+        """Create plots and buttons."""
+
+    def schedule(self, changed: set[str]) -> None:
+        """Submit the jobs that ``changed`` parameters invalidate (all of them on first show)."""
+
+    def update_visibility(self) -> None:
+        """Show only the controls that matter for the current params (e.g. α for shifted ReLU)."""
+
+    def add_plot(self, key: str, widget, row: int, col: int, rowspan: int = 1, colspan: int = 1):
+        widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.grid.addWidget(widget, row, col, rowspan, colspan)
+        self.plots[key] = widget
+        return widget
+
+    def add_button(self, text: str, slot: Callable[[], None], tip: str = "") -> QPushButton:
+        button = QPushButton(text)
+        button.clicked.connect(slot)
+        if tip:
+            button.setToolTip(tip)
+        self.buttons.addWidget(button)
+        return button
+
+    def submit(self, key: str, fn: Callable, *args, on_result=None, on_partial=None, delay_ms: int = 0,
+               label: str = "", device: str = "", **kwargs) -> None:
+        """Run ``fn(*args, **kwargs)`` off the GUI thread under this panel's job ``key``."""
+        full = f"{self.name}:{key}"
+        self._job_keys.add(full)
+        self.runner.submit(Job(key=full, fn=fn, args=args, kwargs=kwargs, on_result=on_result,
+                               on_partial=on_partial, on_error=self.show_error, delay_ms=delay_ms,
+                               label=f"{self.title} · {label or key}", device=device))
+
+    def mark_rendered(self) -> None:
+        """Call after drawing results that belong to the current params."""
+        self.render_count += 1
+        self.rendered.emit()
+
+    def show_error(self, text: str) -> None:
+        self._banner(text, error=True)
+
+    def show_notice(self, text: str) -> None:
+        """A non-error message above the plots, e.g. 'the variance diverges'; '' hides it."""
+        self._banner(text, error=False)
+
+    def _banner(self, text: str, error: bool) -> None:
+        self.banner.setText(text)
+        colour = "#c0392b" if error else "#9a6700"
+        self.banner.setStyleSheet(f"color: {colour}; font-weight: bold; font-size: 13pt;")
+        self.banner.setVisible(bool(text))
+
+    # -- parameters -----------------------------------------------------------------------------
+    def set_params(self, **changes) -> None:
+        """Apply ``changes``; raises ParamError (state untouched) when a value is refused."""
+        new = self.params.replace(**changes)
+        changed = {k for k in new.to_dict() if getattr(new, k) != getattr(self.params, k)}
+        self.params = new
+        self.controls.set_values(new)
+        self.controls.clear_refusal()
+        if changed:
+            self.update_visibility()
+            self.schedule(changed)
+
+    def load_params(self, params: Params) -> None:
+        """Replace every parameter at once (a parameter set, a session, a preset)."""
+        self.set_params(**params.to_dict())
+
+    def refresh(self) -> None:
+        """Recompute everything for the current params."""
+        self.banner.setVisible(False)
+        self.schedule({s.name for s in self.Params.specs()})
+
+    def _on_control(self, name: str, value) -> None:
+        try:
+            if isinstance(value, ParamError):
+                raise value
+            self.set_params(**{name: value})
+        except ParamError as err:
+            label = self.Params.spec(err.field).label if err.field in self.controls.controls else err.field
+            text = f"{label}: {err.problem}. Kept {getattr(self.params, err.field, '')}."
+            self.controls.show_refusal(text)
+            self.controls.set_values(self.params)
+            self.message.emit(text)
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def is_busy(self) -> bool:
+        return any(self.runner.is_busy(k) for k in self._job_keys)
+
+    def cancel(self) -> None:
+        for key in self._job_keys:
+            self.runner.cancel(key)
+        self.busy_box.setVisible(False)
+        self.message.emit(f"{self.title}: cancelled")
+
+    def _on_long_running(self, key: str, label: str, running: bool) -> None:
+        if key not in self._job_keys:
+            return
+        if running:
+            self.progress.setFormat(f"{label.split(' · ')[-1]}…")
+        self.busy_box.setVisible(running or self.is_busy() and self.busy_box.isVisible())
+
+    def set_progress(self, fraction: float | None) -> None:
+        if fraction is None:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
+
+    # -- export ---------------------------------------------------------------------------------
+    def export(self, directory, png_width: int = 1600) -> list[Path]:
+        """Every plot as PNG, SVG and CSV plus this panel's parameter set; the paths written."""
+        from app.paramsets import params_document
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        for key, widget in self.plots.items():
+            written += plotting.export_plot(widget, directory, f"{self.name}_{key}", png_width)
+        path = directory / f"{self.name}_params.json"
+        path.write_text(json.dumps(params_document(self.name, self.params), indent=2, ensure_ascii=False))
+        written.append(path)
+        return written
+
+
+class PlaceholderPanel(Panel):
+    """A tab whose engine is not built yet: it says so, and draws no fake plot."""
+
+    planned = ""
+
+    def build(self) -> None:
+        text = QLabel(f"<h2>{self.title}</h2><p><b>Not built yet.</b> {self.planned}</p>"
+                      "<p>This tab shows no plot until its engine exists: nothing here is simulated or "
+                      "made up.</p>")
+        text.setWordWrap(True)
+        text.setTextFormat(Qt.TextFormat.RichText)
+        text.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.grid.addWidget(text, 0, 0)
+
+    def schedule(self, changed: set[str]) -> None:
+        self.mark_rendered()
+
+    def export(self, directory, png_width: int = 1600) -> list[Path]:
+        return []

@@ -1,0 +1,400 @@
+"""Signal Propagation: mean-field theory of deep random networks (lecture 2) beside a real torch net.
+
+Plots: the (σ_w, σ_b) phase diagram with a draggable marker, the variance map with its cobweb, the
+correlation map, q^l and c^l through depth (theory lines, simulated dots), Glorot-style histograms of
+pre-activations and back-propagated gradients, and the depth scales ξ_q, ξ_c against σ_w.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+
+from app import plots
+from app.panels.base import Panel
+from core import propagation as prop
+from core.activations import resolve
+from core.gaussian import expect
+from core.propagation import PropagationParams
+
+SIGMA_W_GRID = np.linspace(0.05, 4.0, 256)
+SIGMA_B_GRID = np.linspace(0.0, 2.0, 256)
+XI_SIGMA_W = np.linspace(0.05, 4.0, 240)
+C_GRID = np.linspace(-1.0, 1.0, 201)
+MAX_COBWEB_STEPS = 30
+HIST_BINS = 41
+
+PHASE_KEYS = {"phi", "alpha", "noise", "keep_prob", "noise_std", "heatmap"}
+SCALE_KEYS = {"phi", "alpha", "noise", "keep_prob", "noise_std", "sigma_b", "depth"}
+SIM_ONLY_KEYS = {"width", "seeds", "seed"}
+
+
+def activation(p: PropagationParams):
+    return resolve(p.phi, alpha=p.alpha) if p.phi == "shifted_relu" else resolve(p.phi)
+
+
+def hist_layers(depth: int) -> list[int]:
+    """Up to four layers spread through depth, always including the first and the last."""
+    return sorted({1, max(1, depth // 3), max(1, (2 * depth) // 3), depth})
+
+
+# -- jobs (run in worker threads: numpy and torch only) -------------------------------------------
+
+@dataclass(frozen=True)
+class PhaseResult:
+    params: PropagationParams
+    image: np.ndarray          # (len σ_w, len σ_b), ready for ImageItem
+    critical_w: np.ndarray     # σ_w on the line χ₁ = 1, per σ_b (NaN where it leaves the box)
+    label: str
+
+
+def phase_job(p: PropagationParams) -> PhaseResult:
+    phi = activation(p)
+    pd = prop.phase_diagram(phi, SIGMA_W_GRID, SIGMA_B_GRID, p.mu2)
+    chi = np.asarray(pd.chi1)  # rows σ_b, columns σ_w
+    if p.heatmap == "log_chi1":
+        with np.errstate(divide="ignore"):
+            image = np.clip(np.log(chi), -3.0, 3.0)
+        label = "ln χ₁"
+    else:
+        with np.errstate(divide="ignore"):
+            image = np.clip(np.log10(np.asarray(pd.xi_c)), -1.0, 3.0)
+        label = "log₁₀ ξ_c (layers)"
+    return PhaseResult(p, np.nan_to_num(image.T, nan=3.0, posinf=3.0), critical_line(chi), label)
+
+
+def critical_line(chi: np.ndarray) -> np.ndarray:
+    """σ_w where χ₁ crosses 1 along each σ_b row, by linear interpolation on the grid."""
+    out = np.full(chi.shape[0], np.nan)
+    for j, row in enumerate(chi):
+        above = np.nonzero(row >= 1.0)[0]
+        if above.size and above[0] > 0:
+            k = above[0]
+            a, b = row[k - 1], row[k]
+            t = (1.0 - a) / (b - a) if np.isfinite(b) and b != a else 0.0
+            out[j] = SIGMA_W_GRID[k - 1] + t * (SIGMA_W_GRID[k] - SIGMA_W_GRID[k - 1])
+    return out
+
+
+@dataclass(frozen=True)
+class TheoryResult:
+    params: PropagationParams
+    q_axis: np.ndarray
+    q_next: np.ndarray
+    q_star: float
+    cobweb: tuple[np.ndarray, np.ndarray]
+    c_next: np.ndarray
+    c_star: float
+    chi1: float
+    q_layers: np.ndarray
+    c_layers: np.ndarray
+    grad_var: np.ndarray       # E[δ_l²] relative to the output layer, l = 1 … L
+    diverges: bool
+
+
+def theory_job(p: PropagationParams) -> TheoryResult:
+    phi = activation(p)
+    sw, sb, mu2 = p.sigma_w, p.sigma_b, p.mu2
+    q_layers = prop.q_trajectory(p.q0, sw, sb, phi, mu2, p.depth)
+    c_layers = prop.c_trajectory(p.c0, p.q0, sw, sb, phi, mu2, p.depth)
+    qs = float(prop.q_star(sw, sb, phi, mu2))
+    chi = float(prop.chi1(sw, sb, phi, mu2))
+    cs = float(prop.c_star(sw, sb, phi, mu2))
+    finite = q_layers[np.isfinite(q_layers)]
+    top = max(2.0 * qs if math.isfinite(qs) else 0.0, 1.5 * p.q0, 1.5 * float(finite.max(initial=0.0)), 1.0)
+    top = min(top, 1e6)
+    q_axis = np.linspace(0.0, top, 200)
+    with np.errstate(over="ignore", invalid="ignore"):
+        q_next = prop.q_map(q_axis, sw, sb, phi, mu2)
+        c_next = prop.c_map(C_GRID, qs if math.isfinite(qs) and qs > 0 else max(p.q0, 1e-12), sw, sb, phi, mu2)
+    steps = q_layers[: MAX_COBWEB_STEPS + 1]
+    steps = steps[np.isfinite(steps) & (steps <= top)]
+    xs = np.repeat(steps, 2)[1:]
+    ys = np.repeat(steps, 2)[:-1]
+    ys = np.concatenate([[0.0], ys[1:]]) if ys.size else ys
+    # E[δ_l²] ∝ Π_{k>l} σ_w² μ₂ E[φ'(h_k)²]: backward pass through the forward variances q^k.
+    with np.errstate(over="ignore", invalid="ignore"):
+        slope = sw * sw * mu2 * expect(lambda x: phi.dphi(x) ** 2, np.nan_to_num(q_layers[1:], posinf=1e12),
+                                       phi.breakpoints)
+        grad_var = np.concatenate([np.cumprod(slope[::-1][:-1])[::-1], [1.0]])
+    return TheoryResult(p, q_axis, q_next, qs, (xs, ys), c_next, cs, chi, q_layers, c_layers, grad_var,
+                        diverges=not math.isfinite(qs) or not np.all(np.isfinite(q_layers)))
+
+
+@dataclass(frozen=True)
+class ScalesResult:
+    params: PropagationParams
+    xi_q: np.ndarray
+    xi_c: np.ndarray
+
+
+def scales_job(p: PropagationParams) -> ScalesResult:
+    xi_q, xi_c = prop.depth_scales(XI_SIGMA_W, p.sigma_b, activation(p), p.mu2)
+    return ScalesResult(p, np.asarray(xi_q, float), np.asarray(xi_c, float))
+
+
+def simulation_job(p: PropagationParams):
+    yield from prop.simulate_seeds(activation(p), p.sigma_w, p.sigma_b, p.depth, p.width, noise=p.noise,
+                                   keep_prob=p.keep_prob, noise_std=p.noise_std, q0=p.q0, c0=p.c0,
+                                   seeds=p.seeds, seed=p.seed)
+
+
+# -- the panel ------------------------------------------------------------------------------------
+
+class PropagationPanel(Panel):
+    name = "propagation"
+    title = "Signal Propagation"
+    Params = PropagationParams
+    references = (
+        ("Poole, Lahiri, Raghu, Sohl-Dickstein, Ganguli 2016, Exponential expressivity in deep neural "
+         "networks through transient chaos", "arXiv:1606.05340"),
+        ("Schoenholz, Gilmer, Ganguli, Sohl-Dickstein 2017, Deep information propagation", "arXiv:1611.01232"),
+        ("Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward neural networks",
+         "AISTATS 2010, PMLR 9:249–256"),
+        ("He, Zhang, Ren, Sun 2015, Delving deep into rectifiers", "arXiv:1502.01852"),
+        ("Pretorius, van Biljon, Kroon, Kamper 2018, Critical initialisation for deep signal propagation "
+         "in noisy rectifier neural networks", "arXiv:1811.00293"),
+        ("Murray, Abrol, Tanner 2021, Activation function design for deep networks", "arXiv:2105.07741"),
+    )
+
+    def build(self) -> None:
+        self._sims: list = []
+        self._theory: TheoryResult | None = None
+
+        phase = plots.make_plot("Phase diagram", "σ<sub>w</sub>", "σ<sub>b</sub>")
+        self.phase_image = pg.ImageItem(axisOrder="col-major")
+        self.phase_image.setRect(pg.QtCore.QRectF(SIGMA_W_GRID[0], SIGMA_B_GRID[0],
+                                                  SIGMA_W_GRID[-1] - SIGMA_W_GRID[0],
+                                                  SIGMA_B_GRID[-1] - SIGMA_B_GRID[0]))
+        self.phase_image.eoc_x, self.phase_image.eoc_y = SIGMA_W_GRID, SIGMA_B_GRID
+        phase.addItem(self.phase_image)
+        self.colorbar = pg.ColorBarItem(values=(-1, 3), colorMap=pg.colormap.get("viridis"), width=16,
+                                        interactive=False)
+        self.colorbar.setImageItem(self.phase_image, insert_in=phase.getPlotItem())
+        self.critical = plots.theory_line(phase, "order-to-chaos line χ₁ = 1", 6, width_scale=1.2)
+        self.critical.eoc_role = ("reference",)
+        self.marker = pg.TargetItem(pos=(self.params.sigma_w, self.params.sigma_b), size=18, movable=True,
+                                    pen=pg.mkPen("#D55E00", width=3), label="drag me",
+                                    labelOpts={"color": "#D55E00", "offset": (12, -12)})
+        self.marker.sigPositionChanged.connect(self._marker_moved)
+        phase.addItem(self.marker)
+        phase.getPlotItem().setRange(xRange=(SIGMA_W_GRID[0], SIGMA_W_GRID[-1]),
+                                     yRange=(SIGMA_B_GRID[0], SIGMA_B_GRID[-1]), padding=0)
+        self.add_plot("phase", phase, 0, 0, 2, 1)
+
+        qmap = plots.make_plot("Variance map", "q<sup>l</sup>", "q<sup>l+1</sup>")
+        self.q_curve = plots.theory_line(qmap, "q-map (theory)", 0)
+        self.q_identity = plots.reference_line(qmap, "identity")
+        self.cobweb = plots.theory_line(qmap, "iterates from q⁰", 1, width_scale=0.6)
+        self.q_fixed, _ = plots.sim_dots(qmap, "fixed point q*", 1, errors=False)
+        self.add_plot("variance_map", qmap, 0, 1)
+
+        cmap = plots.make_plot("Correlation map", "c<sup>l</sup>", "c<sup>l+1</sup>")
+        self.c_curve = plots.theory_line(cmap, "c-map (theory)", 0)
+        self.c_identity = plots.reference_line(cmap, "identity")
+        self.c_slope = plots.theory_line(cmap, "slope χ₁ at c = 1", 3, dash=True, width_scale=0.8)
+        self.c_fixed, _ = plots.sim_dots(cmap, "fixed point c*", 1, errors=False)
+        self.add_plot("correlation_map", cmap, 0, 2)
+
+        dq = plots.make_plot("Variance through depth", "layer l", "q<sup>l</sup>")
+        self.q_theory = plots.theory_line(dq, "theory (mean field)", 0)
+        self.q_sim, self.q_bars = plots.sim_dots(dq, "simulation (mean ± sd over nets)", 0)
+        self.add_plot("variance_depth", dq, 1, 1)
+
+        dc = plots.make_plot("Correlation through depth", "layer l", "c<sup>l</sup>")
+        self.c_theory = plots.theory_line(dc, "theory (mean field)", 2)
+        self.c_sim, self.c_bars = plots.sim_dots(dc, "simulation (mean ± sd over nets)", 2)
+        self.add_plot("correlation_depth", dc, 1, 2)
+
+        hp = plots.make_plot("Pre-activations by layer", "pre-activation h", "density")
+        hg = plots.make_plot("Back-propagated gradients by layer", "gradient δ / sd at output", "density")
+        self.hist_pre: dict[int, tuple] = {}
+        self.hist_grad: dict[int, tuple] = {}
+        self.hist_plots = (hp, hg)
+        self.add_plot("activations_hist", hp, 2, 0)
+        self.add_plot("gradients_hist", hg, 2, 1)
+
+        xi = plots.make_plot("Depth scales", "σ<sub>w</sub>", "depth scale (layers)", log_y=True)
+        self.xi_q_curve = plots.theory_line(xi, "ξ_q (theory)", 4)
+        self.xi_c_curve = plots.theory_line(xi, "ξ_c (theory)", 0)
+        self.xi_6_curve = plots.theory_line(xi, "6 ξ_c: trainable depth", 0, dash=True)
+        self.xi_depth = plots.reference_line(xi, "current depth L")
+        self.xi_now = pg.InfiniteLine(angle=90, pen=pg.mkPen("#D55E00", width=2))
+        xi.addItem(self.xi_now)
+        self.add_plot("depth_scales", xi, 2, 2)
+
+        self.add_button("Glorot init (σ_w = 1, σ_b = 0)", lambda: self.set_params(sigma_w=1.0, sigma_b=0.0),
+                        "Glorot & Bengio 2010: Var W = 2/(n_in + n_out) = 1/N for square layers")
+        self.add_button("He init (σ_w = √2, σ_b = 0)", lambda: self.set_params(sigma_w=math.sqrt(2), sigma_b=0.0),
+                        "He et al. 2015: Var W = 2/n_in, critical for ReLU")
+        self.add_button("Critical σ_w for this φ, σ_b and noise", self.set_critical,
+                        "σ_w on the order-to-chaos line χ₁ = 1 at the current σ_b")
+
+    # -- parameter handling ---------------------------------------------------------------------
+    def update_visibility(self) -> None:
+        p = self.params
+        self.controls.set_visible("alpha", p.phi == "shifted_relu")
+        self.controls.set_visible("keep_prob", p.noise == "dropout")
+        self.controls.set_visible("noise_std", p.noise == "gaussian")
+
+    def set_critical(self) -> None:
+        p = self.params
+        sw = float(prop.critical_sigma_w(p.sigma_b, activation(p), p.mu2))
+        lo, hi = p.spec("sigma_w").lo, p.spec("sigma_w").hi
+        if not math.isfinite(sw) or not lo <= sw <= hi:
+            self.show_notice(f"No critical σ_w in [{lo:g}, {hi:g}] for {activation(p)} at σ_b = {p.sigma_b:g}.")
+            return
+        self.set_params(sigma_w=round(sw, 4))
+
+    def _marker_moved(self) -> None:
+        pos = self.marker.pos()
+        sw = float(np.clip(pos.x(), SIGMA_W_GRID[0], SIGMA_W_GRID[-1]))
+        sb = float(np.clip(pos.y(), SIGMA_B_GRID[0], SIGMA_B_GRID[-1]))
+        if (round(sw, 3), round(sb, 3)) != (round(self.params.sigma_w, 3), round(self.params.sigma_b, 3)):
+            self.set_params(sigma_w=round(sw, 3), sigma_b=round(sb, 3))
+
+    def schedule(self, changed: set[str]) -> None:
+        p = self.params
+        with pg.QtCore.QSignalBlocker(self.marker):
+            self.marker.setPos(p.sigma_w, p.sigma_b)
+        self.xi_now.setPos(p.sigma_w)
+        if changed & PHASE_KEYS:
+            self.submit("phase", phase_job, p, on_result=self._draw_phase, label="phase diagram")
+        if changed - SIM_ONLY_KEYS - {"heatmap"}:
+            self.submit("theory", theory_job, p, on_result=self._draw_theory, label="theory")
+        if changed & SCALE_KEYS:
+            self.submit("scales", scales_job, p, on_result=self._draw_scales, label="depth scales")
+        if changed - {"heatmap"}:
+            self._sims = []
+            self.submit("simulation", simulation_job, p, on_partial=self._draw_simulation, delay_ms=150,
+                        label=f"simulation (N = {p.width}, L = {p.depth})", device=_device_name())
+
+    # -- drawing --------------------------------------------------------------------------------
+    def _draw_phase(self, r: PhaseResult) -> None:
+        self.phase_image.setImage(r.image, autoLevels=False)
+        self.phase_image.eoc_name = r.label
+        levels = (-3.0, 3.0) if r.params.heatmap == "log_chi1" else (-1.0, 3.0)
+        self.colorbar.setLevels(levels)
+        self.colorbar.setColorMap(pg.colormap.get("CET-D1" if r.params.heatmap == "log_chi1" else "viridis"))
+        self.colorbar.axis.setLabel(r.label)
+        ok = np.isfinite(r.critical_w)
+        self.critical.setData(r.critical_w[ok], SIGMA_B_GRID[ok])
+        self.mark_rendered()
+
+    def _draw_theory(self, r: TheoryResult) -> None:
+        self._theory = r
+        p = r.params
+        finite = np.isfinite(r.q_next)
+        self.q_curve.setData(r.q_axis[finite], r.q_next[finite])
+        self.q_identity.setData(r.q_axis[[0, -1]], r.q_axis[[0, -1]])
+        self.cobweb.setData(*r.cobweb)
+        if math.isfinite(r.q_star) and r.q_star <= r.q_axis[-1]:
+            self.q_fixed.setData([r.q_star], [r.q_star])
+        else:
+            self.q_fixed.setData([], [])
+        self.c_curve.setData(C_GRID, r.c_next)
+        self.c_identity.setData([-1.0, 1.0], [-1.0, 1.0])
+        c_lo = 1.0 - 1.0 / max(r.chi1, 0.5) if math.isfinite(r.chi1) else 0.9
+        self.c_slope.setData([max(c_lo, -1.0), 1.0], [1.0 + r.chi1 * (max(c_lo, -1.0) - 1.0), 1.0])
+        self.c_fixed.setData([r.c_star], [r.c_star])
+        layers = np.arange(p.depth + 1)
+        ok = np.isfinite(r.q_layers)
+        self.q_theory.setData(layers[ok], r.q_layers[ok])
+        self.c_theory.setData(layers, r.c_layers)
+        self.xi_depth.setData(XI_SIGMA_W[[0, -1]], [p.depth, p.depth])
+        self._draw_histogram_theory(r)
+        if r.diverges:
+            self.show_notice(f"The variance diverges: with {activation(p)} at σ_w = {p.sigma_w:g}, "
+                             f"σ_w²μ₂E[φ²]/q stays above 1, so q^l → ∞ (drawn up to where it is finite).")
+        else:
+            self.show_notice("")
+        self.mark_rendered()
+
+    def _draw_scales(self, r: ScalesResult) -> None:
+        for curve, y in ((self.xi_q_curve, r.xi_q), (self.xi_c_curve, r.xi_c), (self.xi_6_curve, 6 * r.xi_c)):
+            ok = np.isfinite(y) & (y > 0)
+            curve.setData(XI_SIGMA_W[ok], np.minimum(y[ok], 1e4))
+        self.mark_rendered()
+
+    def _hist_items(self, store: dict, plot, layers: list[int]) -> None:
+        if sorted(store) == layers:
+            return
+        for line, dots in store.values():
+            plot.removeItem(line)
+            plot.removeItem(dots)
+        store.clear()
+        legend = plot.getPlotItem().legend
+        legend.clear()
+        for i, layer in enumerate(layers):
+            line = plots.theory_line(plot, f"layer {layer}: theory", i)
+            dots, _ = plots.sim_dots(plot, f"layer {layer}: simulation", i, errors=False)
+            store[layer] = (line, dots)
+
+    def _draw_histogram_theory(self, r: TheoryResult) -> None:
+        layers = hist_layers(r.params.depth)
+        hp, hg = self.hist_plots
+        self._hist_items(self.hist_pre, hp, layers)
+        self._hist_items(self.hist_grad, hg, layers)
+        for layer in layers:
+            q = r.q_layers[layer]
+            gv = r.grad_var[layer - 1]
+            _gaussian_line(self.hist_pre[layer][0], q)
+            _gaussian_line(self.hist_grad[layer][0], gv)
+
+    def _draw_simulation(self, sim) -> None:
+        if self._theory is None or sim.params_key != _sim_key(self.params):
+            return
+        self._sims.append(sim)
+        q = np.array([s.q for s in self._sims])
+        c = np.array([s.c for s in self._sims])
+        layers = np.arange(q.shape[1])
+        self.q_sim.setData(layers, q.mean(0))
+        self.c_sim.setData(layers, c.mean(0))
+        sd = q.std(0) if len(self._sims) > 1 else np.zeros_like(layers, float)
+        self.q_bars.setData(x=layers, y=q.mean(0), height=2 * sd)
+        sdc = c.std(0) if len(self._sims) > 1 else np.zeros_like(layers, float)
+        self.c_bars.setData(x=layers, y=c.mean(0), height=2 * sdc)
+        for layer, (_line, dots) in self.hist_pre.items():
+            samples = np.concatenate([s.preact_samples[layer] for s in self._sims if layer in s.preact_samples])
+            _hist_dots(dots, samples)
+        for layer, (_line, dots) in self.hist_grad.items():
+            samples = np.concatenate([s.grad_samples[layer] for s in self._sims if layer in s.grad_samples])
+            _hist_dots(dots, samples)
+        self.set_progress(len(self._sims) / self.params.seeds)
+        self.mark_rendered()
+
+
+def _sim_key(p: PropagationParams):
+    return p
+
+
+def _device_name() -> str:
+    import sys
+
+    if "torch" not in sys.modules:
+        return ""
+    from core import device
+
+    return device.describe()
+
+
+def _gaussian_line(item, var: float) -> None:
+    if not math.isfinite(var) or var <= 0:
+        item.setData([], [])
+        return
+    sd = math.sqrt(var)
+    x = np.linspace(-4 * sd, 4 * sd, 161)
+    item.setData(x, np.exp(-0.5 * (x / sd) ** 2) / (sd * math.sqrt(2 * math.pi)))
+
+
+def _hist_dots(item, samples: np.ndarray) -> None:
+    samples = samples[np.isfinite(samples)]
+    if samples.size < 10:
+        item.setData([], [])
+        return
+    sd = samples.std() or 1.0
+    density, edges = np.histogram(samples, bins=HIST_BINS, range=(-4 * sd, 4 * sd), density=True)
+    item.setData(0.5 * (edges[1:] + edges[:-1]), density)

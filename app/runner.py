@@ -1,0 +1,199 @@
+"""The one way work leaves the GUI thread.
+
+Jobs are engine functions (plain or generators) run in superqt workers on a thread pool owned by the
+runner. Per job key the latest request wins: a newer request supersedes the running one (a generator
+is asked to stop at its next yield) and at most one request waits behind it, so a burst of 200
+slider moves costs two computations, not 200. Results of superseded requests are dropped, never drawn.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
+from superqt.utils import GeneratorWorker
+
+LONG_JOB_MS = 500
+
+
+class JobError(Exception):
+    """An engine failed; the message is what the user sees (never a traceback)."""
+
+
+@dataclass
+class Job:
+    """A request: ``fn(*args, **kwargs)`` with callbacks that run on the GUI thread."""
+
+    key: str
+    fn: Callable
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    on_result: Callable[[Any], None] | None = None
+    on_partial: Callable[[Any], None] | None = None
+    on_error: Callable[[str], None] | None = None
+    delay_ms: int = 0
+    label: str = ""
+    device: str = ""
+
+
+def _as_generator(fn: Callable, args: tuple, kwargs: dict):
+    """Run ``fn`` as a generator of partial results, its last value or return value being the result.
+
+    Exceptions become JobError: superqt's generator worker treats a RuntimeError (which torch raises
+    for ordinary failures) as a deleted worker and would swallow it without a finished signal.
+    """
+    try:
+        out = fn(*args, **kwargs)
+        if inspect.isgenerator(out):
+            last = None
+            for last in out:
+                yield ("partial", last)
+            return last
+        return out
+    except GeneratorExit:
+        raise
+    except Exception as exc:
+        raise JobError(_message(exc)) from exc
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+class Runner(QObject):
+    """Runs jobs off the GUI thread; latest wins per key; reports timings, errors and activity."""
+
+    #: key, label, seconds, device — a job's final result was delivered.
+    done = Signal(str, str, float, str)
+    #: key, label, message.
+    failed = Signal(str, str, str)
+    #: key, label, running — emitted when a job has run longer than LONG_JOB_MS, and when it ends.
+    long_running = Signal(str, str, bool)
+
+    def __init__(self, parent: QObject | None = None, max_threads: int = 4):
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(max_threads)
+        self._generation: dict[str, int] = {}
+        self._pending: dict[str, tuple[int, Job]] = {}
+        self._running: dict[str, GeneratorWorker] = {}
+        self._timers: dict[str, QTimer] = {}
+        self._long: set[str] = set()
+        self._closed = False
+
+    # -- requests -------------------------------------------------------------------------------
+    def submit(self, job: Job) -> None:
+        """Ask for ``job``; any earlier request under the same key is superseded."""
+        if self._closed:
+            return
+        gen = self._generation.get(job.key, 0) + 1
+        self._generation[job.key] = gen
+        self._pending[job.key] = (gen, job)
+        if job.delay_ms > 0:
+            timer = self._timers.get(job.key)
+            if timer is None:
+                timer = self._timers[job.key] = QTimer(self)
+                timer.setSingleShot(True)
+                timer.timeout.connect(lambda k=job.key: self._launch(k))
+            timer.start(job.delay_ms)
+        else:
+            self._launch(job.key)
+
+    def cancel(self, key: str) -> None:
+        """Stop ``key``'s job; whatever it still produces is dropped."""
+        self._generation[key] = self._generation.get(key, 0) + 1
+        self._pending.pop(key, None)
+        if key in self._timers:
+            self._timers[key].stop()
+        worker = self._running.get(key)
+        if worker is not None:
+            worker.quit()
+
+    def is_busy(self, key: str | None = None) -> bool:
+        """Whether ``key`` (or any job) is running, waiting or scheduled."""
+        keys = [key] if key is not None else set(self._running) | set(self._pending)
+        return any(k in self._running or k in self._pending for k in keys)
+
+    def shutdown(self, msecs: int = 10_000) -> bool:
+        """Stop every job and wait for the threads; True when all stopped in time."""
+        self._closed = True
+        for key in list(self._generation):
+            self.cancel(key)
+        return self._pool.waitForDone(msecs)
+
+    def active_threads(self) -> int:
+        return self._pool.activeThreadCount()
+
+    # -- machinery ------------------------------------------------------------------------------
+    def _launch(self, key: str) -> None:
+        running = self._running.get(key)
+        if running is not None:
+            running.quit()  # the pending request starts when this one finishes
+            return
+        if key not in self._pending:
+            return
+        gen, job = self._pending.pop(key)
+        worker = GeneratorWorker(_as_generator, job.fn, job.args, job.kwargs)
+        started = time.perf_counter()
+        worker.yielded.connect(lambda item, g=gen, j=job: self._on_partial(j, g, item))
+        worker.returned.connect(lambda value, g=gen, j=job, t=started: self._on_result(j, g, value, t))
+        worker.errored.connect(lambda exc, g=gen, j=job: self._on_error(j, g, exc))
+        worker.finished.connect(lambda k=key, w=worker: self._on_finished(k, w))
+        self._running[key] = worker
+        QTimer.singleShot(LONG_JOB_MS, self, lambda k=key, w=worker, j=job: self._mark_long(k, w, j))
+        self._pool.start(worker)
+
+    def _current(self, job: Job, gen: int) -> bool:
+        return not self._closed and self._generation.get(job.key) == gen
+
+    def _on_partial(self, job: Job, gen: int, item: Any) -> None:
+        if self._current(job, gen) and job.on_partial is not None:
+            self._deliver(job, job.on_partial, item[1])
+
+    def _on_result(self, job: Job, gen: int, value: Any, started: float) -> None:
+        if not self._current(job, gen):
+            return
+        if job.on_result is not None and value is not None:
+            if not self._deliver(job, job.on_result, value):
+                return
+        self.done.emit(job.key, job.label, time.perf_counter() - started, job.device)
+
+    def _on_error(self, job: Job, gen: int, exc: BaseException) -> None:
+        if not self._current(job, gen):
+            return
+        message = _message(exc)
+        if job.on_error is not None:
+            job.on_error(message)
+        self.failed.emit(job.key, job.label, message)
+
+    def _deliver(self, job: Job, callback: Callable, value: Any) -> bool:
+        """Call a GUI-side callback; a drawing bug is reported like an engine error, not raised."""
+        try:
+            callback(value)
+        except Exception as exc:  # noqa: BLE001 - shown to the user in the panel and status bar
+            message = f"could not draw the result: {_message(exc)}"
+            if job.on_error is not None:
+                job.on_error(message)
+            self.failed.emit(job.key, job.label, message)
+            return False
+        return True
+
+    def _mark_long(self, key: str, worker: GeneratorWorker, job: Job) -> None:
+        if self._running.get(key) is worker:
+            self._long.add(key)
+            self.long_running.emit(key, job.label, True)
+
+    def _on_finished(self, key: str, worker: GeneratorWorker) -> None:
+        if self._running.get(key) is worker:
+            del self._running[key]
+        if key in self._long and key not in self._pending:
+            self._long.discard(key)
+            self.long_running.emit(key, "", False)
+        timer = self._timers.get(key)
+        if key in self._pending and not self._closed and (timer is None or not timer.isActive()):
+            self._launch(key)

@@ -1,0 +1,179 @@
+"""The main window end to end: tabs, menus, files, sessions, export, restore, shutdown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PySide6.QtWidgets import QMenu
+
+from app.panels import PANELS
+from app.paramsets import read_session
+from app.window import MainWindow, settings
+from tests.app.conftest import wait_rendered
+
+TABS = ["Depth & Sawtooth", "Signal Propagation", "Jacobian Spectra", "Optimizers", "Loss Landscape",
+        "Pruning", "Robustness"]
+
+
+def test_seven_tabs_in_the_mission_order(window):
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == TABS
+    assert list(window.panels) == ["depth", "propagation", "spectra", "optimizers", "landscape", "pruning",
+                                   "robustness"]
+
+
+def test_every_tab_opens_and_unbuilt_ones_say_so(window, qtbot):
+    for i, entry in enumerate(PANELS):
+        window.tabs.setCurrentIndex(i)
+        panel = window.panels[entry.name]
+        wait_rendered(qtbot, panel, timeout=60_000)
+        if entry.module is None:
+            assert panel.plots == {}
+            texts = " ".join(w.text() for w in panel.findChildren(type(window.device_label)))
+            assert "Not built yet" in texts
+
+
+def test_menus_have_the_promised_actions_with_shortcuts(window):
+    actions = {}
+    for menu in window.menuBar().findChildren(QMenu):
+        for action in menu.actions():
+            if action.text():
+                actions[action.text().replace("&", "")] = action.shortcut().toString()
+    for name in ["Open parameter set…", "Save parameter set…", "Export plots…", "Open session…",
+                 "Save session…", "Quit", "Presentation mode", "Dark plot theme", "References for this panel",
+                 "About Edge of Chaos"]:
+        assert actions.get(name), f"{name} is missing or has no shortcut"
+    assert actions["Presentation mode"] == "F11"
+
+
+def test_presets_menu_lists_the_current_panels_presets_and_applies_them(window, qtbot):
+    window.tabs.setCurrentWidget(window.panels["propagation"])
+    titles = [a.text() for a in window.presets_menu.actions()]
+    assert any("Pretorius" in t for t in titles)
+    action = next(a for a in window.presets_menu.actions() if "dropout" in a.text())
+    action.trigger()
+    p = window.panels["propagation"].params
+    assert (p.phi, p.noise, p.keep_prob) == ("relu", "dropout", 0.8)
+
+
+def test_parameter_set_round_trip_through_the_menu_actions(window, tmp_path):
+    panel = window.panels["propagation"]
+    window.tabs.setCurrentWidget(panel)
+    panel.set_params(sigma_w=2.2, phi="erf", depth=17)
+    path = window.save_params(str(tmp_path / "set.json"))
+    panel.set_params(sigma_w=1.0, phi="tanh")
+    assert window.open_params(str(path))
+    assert (panel.params.sigma_w, panel.params.phi, panel.params.depth) == (2.2, "erf", 17)
+
+
+BAD_FILES = {
+    "not_json.json": "{",
+    "wrong_format.json": json.dumps({"format": "x", "version": 1}),
+    "wrong_version.json": json.dumps({"format": "edge-of-chaos/params", "version": 2, "panel": "propagation",
+                                      "params": {}}),
+    "unknown_panel.json": json.dumps({"format": "edge-of-chaos/params", "version": 1, "panel": "nope",
+                                      "params": {}}),
+    "unknown_field.json": json.dumps({"format": "edge-of-chaos/params", "version": 1, "panel": "propagation",
+                                      "params": {"sigma_w": 2.0, "bogus": 1}}),
+    "wrong_type.json": json.dumps({"format": "edge-of-chaos/params", "version": 1, "panel": "propagation",
+                                   "params": {"sigma_w": "two"}}),
+    "out_of_range.json": json.dumps({"format": "edge-of-chaos/params", "version": 1, "panel": "propagation",
+                                     "params": {"sigma_w": 2.0, "depth": 100000}}),
+    "nan.json": '{"format": "edge-of-chaos/params", "version": 1, "panel": "propagation", '
+                '"params": {"sigma_w": NaN}}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_parameter_files_are_refused_and_nothing_changes(window, tmp_path, name):
+    panel = window.panels["propagation"]
+    panel.set_params(sigma_w=1.7)
+    before = panel.params
+    path = tmp_path / name
+    path.write_text(BAD_FILES[name])
+    assert not window.open_params(str(path))
+    assert panel.params == before
+    assert "refused" in window.last_error and name in window.last_error
+
+
+def test_bad_session_is_refused_and_nothing_changes(window, tmp_path):
+    panel = window.panels["propagation"]
+    before = panel.params
+    path = tmp_path / "session.json"
+    path.write_text(json.dumps({"format": "edge-of-chaos/session", "version": 1, "tab": "propagation",
+                                "panels": {"propagation": {"sigma_w": 1.9}, "spectra": {"width": -5}}}))
+    assert not window.open_session(str(path))
+    assert panel.params == before
+    assert "width" in window.last_error
+
+
+def test_session_round_trip(window, tmp_path):
+    window.panels["propagation"].set_params(sigma_b=0.7, noise="gaussian", noise_std=0.3)
+    window.tabs.setCurrentWidget(window.panels["propagation"])
+    path = window.save_session(str(tmp_path / "session.json"))
+    session = read_session(path)
+    assert session.tab == "propagation"
+    window.panels["propagation"].set_params(sigma_b=0.1)
+    window.tabs.setCurrentIndex(0)
+    assert window.open_session(str(path))
+    assert window.current_name() == "propagation"
+    assert window.panels["propagation"].params.sigma_b == 0.7
+
+
+def test_last_session_comes_back_on_restart(qtbot):
+    first = MainWindow()
+    qtbot.addWidget(first)
+    first.panels["propagation"].set_params(sigma_w=2.75, phi="erf")
+    first.tabs.setCurrentWidget(first.panels["propagation"])
+    first.close()
+    assert settings().value("session")
+    second = MainWindow()
+    qtbot.addWidget(second)
+    assert second.current_name() == "propagation"
+    assert (second.panels["propagation"].params.sigma_w, second.panels["propagation"].params.phi) == (2.75, "erf")
+    second.close()
+
+
+def test_a_corrupt_stored_session_is_ignored_not_fatal(qtbot):
+    store = settings()
+    store.setValue("session", '{"format": "edge-of-chaos/session", "version": 1, "tab": "nowhere"}')
+    store.sync()
+    win = MainWindow()
+    qtbot.addWidget(win)
+    assert win.current_name() == "depth"
+    win.close()
+
+
+def test_export_writes_png_svg_csv_and_the_parameter_set(window, qtbot, tmp_path):
+    panel = window.panels["propagation"]
+    window.tabs.setCurrentWidget(panel)
+    panel.set_params(width=200, depth=8, seeds=2)
+    wait_rendered(qtbot, panel)
+    paths = window.export_plots(str(tmp_path), png_width=800)
+    names = {p.name for p in paths}
+    for key in panel.plots:
+        for ext in ("png", "svg", "csv"):
+            assert f"propagation_{key}.{ext}" in names
+            assert (tmp_path / f"propagation_{key}.{ext}").stat().st_size > 100
+    assert "<svg" in (tmp_path / "propagation_variance_map.svg").read_text()
+    assert "propagation_params.json" in names
+
+
+def test_presentation_mode_and_dark_theme_toggle(window):
+    from app import plots
+
+    window.set_presentation(True)
+    assert plots.style()["presentation"] and window.isFullScreen()
+    window.set_presentation(False)
+    window.set_dark(True)
+    assert plots.style()["theme"] == "dark"
+    window.set_dark(False)
+
+
+def test_status_bar_names_the_device_and_the_last_computation(window, qtbot):
+    qtbot.waitUntil(lambda: "CPU" in window.device_label.text() or "CUDA" in window.device_label.text(),
+                    timeout=30_000)
+    panel = window.panels["propagation"]
+    window.tabs.setCurrentWidget(panel)
+    wait_rendered(qtbot, panel)
+    qtbot.waitUntil(lambda: " ms" in window.timing_label.text(), timeout=10_000)

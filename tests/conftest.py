@@ -1,0 +1,10 @@
+"""Test settings shared by every suite: offscreen Qt, settings in a temporary folder, no stray threads."""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("EDGE_OF_CHAOS_DEVICE", "cpu")
+faulthandler.enable()
