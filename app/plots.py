@@ -43,10 +43,14 @@ def sizes() -> dict:
     return SIZES[_style["presentation"]]
 
 
+LEGEND_OFFSETS = {"top-right": (-10, 10), "top-left": (10, 10), "bottom-right": (-10, -10),
+                  "bottom-left": (10, -10)}
+
+
 def make_plot(title: str, x_label: str, y_label: str, *, x_units: str | None = None,
               y_units: str | None = None, log_x: bool = False, log_y: bool = False,
-              legend: bool = True) -> pg.PlotWidget:
-    """A styled plot widget; labels may use HTML (σ<sub>w</sub>)."""
+              legend: str | None = "top-right") -> pg.PlotWidget:
+    """A styled plot widget; labels may use HTML (σ<sub>w</sub>); ``legend`` names its corner or is None."""
     widget = pg.PlotWidget()
     widget.setMinimumSize(260, 200)
     item = widget.getPlotItem()
@@ -55,8 +59,10 @@ def make_plot(title: str, x_label: str, y_label: str, *, x_units: str | None = N
     item.setLabel("left", y_label, units=y_units)
     item.setLogMode(x=log_x, y=log_y)
     item.showGrid(x=True, y=True)
+    for name in ("bottom", "left"):
+        item.getAxis(name).enableAutoSIPrefix(False)  # "c (x0.001)" confuses a lecture hall
     if legend:
-        item.addLegend(offset=(-10, 10))
+        item.addLegend(offset=LEGEND_OFFSETS[legend])
     _plots.append(widget)
     widget.destroyed.connect(lambda *_: _forget(widget))
     _apply(widget)
@@ -87,6 +93,18 @@ def reference_line(plot: pg.PlotWidget, name: str | None = None) -> pg.PlotDataI
     return item
 
 
+def legend_key(plot: pg.PlotWidget, theory: str = "lines: theory", simulation: str = "dots: simulation"):
+    """Neutral legend entries saying which marks are theory and which simulation, where colours
+    are used for something else (layers, depths)."""
+    line = plot.plot([], [], name=theory)
+    line.eoc_role = ("key-line",)
+    dots = plot.plot([], [], name=simulation)
+    dots.eoc_role = ("key-dots",)
+    _style_item(line)
+    _style_item(dots)
+    return line, dots
+
+
 def sim_dots(plot: pg.PlotWidget, name: str | None, i: int = 0, *, errors: bool = True):
     """Dots: what a simulated torch network did; with error bars across networks."""
     item = plot.plot([], [], name=name)
@@ -113,6 +131,13 @@ def _style_item(item) -> None:
         if dash:
             pen.setStyle(pg.QtCore.Qt.PenStyle.DashLine)
         item.setPen(pen)
+    elif kind == "key-line":
+        item.setPen(pg.mkPen(THEMES[_style["theme"]]["foreground"], width=s["line"]))
+    elif kind == "key-dots":
+        item.setPen(None)
+        item.setSymbol("o")
+        item.setSymbolSize(s["dot"])
+        item.setSymbolBrush(pg.mkBrush(THEMES[_style["theme"]]["foreground"]))
     elif kind == "reference":
         item.setPen(pg.mkPen(ink(), width=max(1.0, s["line"] * 0.5), style=pg.QtCore.Qt.PenStyle.DashLine))
     elif kind == "dots":

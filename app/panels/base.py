@@ -58,6 +58,7 @@ class Panel(QWidget):
         self.params = self.Params()
         self.plots: dict[str, object] = {}
         self._job_keys: set[str] = set()
+        self._scheduled_once = False
         self.render_count = 0
 
         outer = QHBoxLayout(self)
@@ -91,10 +92,9 @@ class Panel(QWidget):
         outer.addLayout(side)
 
         right = QVBoxLayout()
-        self.banner = QLabel("")
-        self.banner.setWordWrap(True)
-        self.banner.setVisible(False)
-        self.banner.setAccessibleName("panel message")
+        self.error_banner = self._make_banner("#c0392b", "panel error")
+        self.banner = self._make_banner("#9a6700", "panel message")
+        right.addWidget(self.error_banner)
         right.addWidget(self.banner)
         self.grid = QGridLayout()
         self.grid.setSpacing(6)
@@ -144,17 +144,23 @@ class Panel(QWidget):
         self.render_count += 1
         self.rendered.emit()
 
+    @staticmethod
+    def _make_banner(colour: str, name: str) -> QLabel:
+        label = QLabel("")
+        label.setWordWrap(True)
+        label.setVisible(False)
+        label.setAccessibleName(name)
+        label.setStyleSheet(f"color: {colour}; font-weight: bold; font-size: 13pt;")
+        return label
+
     def show_error(self, text: str) -> None:
-        self._banner(text, error=True)
+        """An engine or drawing failure, shown above the plots until the parameters change."""
+        self.error_banner.setText(text)
+        self.error_banner.setVisible(bool(text))
 
     def show_notice(self, text: str) -> None:
         """A non-error message above the plots, e.g. 'the variance diverges'; '' hides it."""
-        self._banner(text, error=False)
-
-    def _banner(self, text: str, error: bool) -> None:
         self.banner.setText(text)
-        colour = "#c0392b" if error else "#9a6700"
-        self.banner.setStyleSheet(f"color: {colour}; font-weight: bold; font-size: 13pt;")
         self.banner.setVisible(bool(text))
 
     # -- parameters -----------------------------------------------------------------------------
@@ -165,7 +171,11 @@ class Panel(QWidget):
         self.params = new
         self.controls.set_values(new)
         self.controls.clear_refusal()
-        if changed:
+        if not self._scheduled_once:
+            self.update_visibility()
+            self.refresh()
+        elif changed:
+            self.show_error("")
             self.update_visibility()
             self.schedule(changed)
 
@@ -175,7 +185,8 @@ class Panel(QWidget):
 
     def refresh(self) -> None:
         """Recompute everything for the current params."""
-        self.banner.setVisible(False)
+        self._scheduled_once = True
+        self.show_error("")
         self.schedule({s.name for s in self.Params.specs()})
 
     def _on_control(self, name: str, value) -> None:

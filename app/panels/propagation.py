@@ -16,8 +16,6 @@ import pyqtgraph as pg
 from app import plots
 from app.panels.base import Panel
 from core import propagation as prop
-from core.activations import resolve
-from core.gaussian import expect
 from core.propagation import PropagationParams
 
 SIGMA_W_GRID = np.linspace(0.05, 4.0, 256)
@@ -25,15 +23,13 @@ SIGMA_B_GRID = np.linspace(0.0, 2.0, 256)
 XI_SIGMA_W = np.linspace(0.05, 4.0, 240)
 C_GRID = np.linspace(-1.0, 1.0, 201)
 MAX_COBWEB_STEPS = 30
+_PHASE_RECT = (SIGMA_W_GRID[0], SIGMA_B_GRID[0], SIGMA_W_GRID[-1] - SIGMA_W_GRID[0],
+               SIGMA_B_GRID[-1] - SIGMA_B_GRID[0])
 HIST_BINS = 41
 
 PHASE_KEYS = {"phi", "alpha", "noise", "keep_prob", "noise_std", "heatmap"}
 SCALE_KEYS = {"phi", "alpha", "noise", "keep_prob", "noise_std", "sigma_b", "depth"}
 SIM_ONLY_KEYS = {"width", "seeds", "seed"}
-
-
-def activation(p: PropagationParams):
-    return resolve(p.phi, alpha=p.alpha) if p.phi == "shifted_relu" else resolve(p.phi)
 
 
 def hist_layers(depth: int) -> list[int]:
@@ -52,8 +48,7 @@ class PhaseResult:
 
 
 def phase_job(p: PropagationParams) -> PhaseResult:
-    phi = activation(p)
-    pd = prop.phase_diagram(phi, SIGMA_W_GRID, SIGMA_B_GRID, p.mu2)
+    pd = prop.phase_diagram(p.activation, SIGMA_W_GRID, SIGMA_B_GRID, p.mu2)
     chi = np.asarray(pd.chi1)  # rows σ_b, columns σ_w
     if p.heatmap == "log_chi1":
         with np.errstate(divide="ignore"):
@@ -91,12 +86,12 @@ class TheoryResult:
     chi1: float
     q_layers: np.ndarray
     c_layers: np.ndarray
-    grad_var: np.ndarray       # E[δ_l²] relative to the output layer, l = 1 … L
+    grad_var: np.ndarray       # E[δ_l²] relative to the output layer, l = 0 … L
     diverges: bool
 
 
 def theory_job(p: PropagationParams) -> TheoryResult:
-    phi = activation(p)
+    phi = p.activation
     sw, sb, mu2 = p.sigma_w, p.sigma_b, p.mu2
     q_layers = prop.q_trajectory(p.q0, sw, sb, phi, mu2, p.depth)
     c_layers = prop.c_trajectory(p.c0, p.q0, sw, sb, phi, mu2, p.depth)
@@ -110,16 +105,13 @@ def theory_job(p: PropagationParams) -> TheoryResult:
     with np.errstate(over="ignore", invalid="ignore"):
         q_next = prop.q_map(q_axis, sw, sb, phi, mu2)
         c_next = prop.c_map(C_GRID, qs if math.isfinite(qs) and qs > 0 else max(p.q0, 1e-12), sw, sb, phi, mu2)
-    steps = q_layers[: MAX_COBWEB_STEPS + 1]
-    steps = steps[np.isfinite(steps) & (steps <= top)]
-    xs = np.repeat(steps, 2)[1:]
-    ys = np.repeat(steps, 2)[:-1]
-    ys = np.concatenate([[0.0], ys[1:]]) if ys.size else ys
-    # E[δ_l²] ∝ Π_{k>l} σ_w² μ₂ E[φ'(h_k)²]: backward pass through the forward variances q^k.
-    with np.errstate(over="ignore", invalid="ignore"):
-        slope = sw * sw * mu2 * expect(lambda x: phi.dphi(x) ** 2, np.nan_to_num(q_layers[1:], posinf=1e12),
-                                       phi.breakpoints)
-        grad_var = np.concatenate([np.cumprod(slope[::-1][:-1])[::-1], [1.0]])
+    # q¹ = σ_w² q⁰ + σ_b² is the first point on the q-map's axis; the cobweb climbs from (q¹, 0).
+    steps = q_layers[1: MAX_COBWEB_STEPS + 2]
+    ok = np.isfinite(steps) & (steps <= top)
+    steps = steps[: steps.size if ok.all() else int(np.argmin(ok))]
+    xs = np.repeat(steps, 2)[:-1]
+    ys = np.concatenate([[0.0], np.repeat(steps[1:], 2)])[: xs.size]
+    grad_var = prop.grad_trajectory(p.q0, sw, sb, phi, mu2, p.depth)
     return TheoryResult(p, q_axis, q_next, qs, (xs, ys), c_next, cs, chi, q_layers, c_layers, grad_var,
                         diverges=not math.isfinite(qs) or not np.all(np.isfinite(q_layers)))
 
@@ -132,14 +124,12 @@ class ScalesResult:
 
 
 def scales_job(p: PropagationParams) -> ScalesResult:
-    xi_q, xi_c = prop.depth_scales(XI_SIGMA_W, p.sigma_b, activation(p), p.mu2)
-    return ScalesResult(p, np.asarray(xi_q, float), np.asarray(xi_c, float))
+    pd = prop.phase_diagram(p.activation, XI_SIGMA_W, np.array([p.sigma_b]), p.mu2)
+    return ScalesResult(p, np.asarray(pd.xi_q, float).ravel(), np.asarray(pd.xi_c, float).ravel())
 
 
 def simulation_job(p: PropagationParams):
-    yield from prop.simulate_seeds(activation(p), p.sigma_w, p.sigma_b, p.depth, p.width, noise=p.noise,
-                                   keep_prob=p.keep_prob, noise_std=p.noise_std, q0=p.q0, c0=p.c0,
-                                   seeds=p.seeds, seed=p.seed)
+    yield from prop.simulate_seeds(**p.simulation_kwargs(), sample_layers=hist_layers(p.depth))
 
 
 # -- the panel ------------------------------------------------------------------------------------
@@ -164,11 +154,8 @@ class PropagationPanel(Panel):
         self._sims: list = []
         self._theory: TheoryResult | None = None
 
-        phase = plots.make_plot("Phase diagram", "σ<sub>w</sub>", "σ<sub>b</sub>")
+        phase = plots.make_plot("Phase diagram", "σ<sub>w</sub>", "σ<sub>b</sub>", legend="top-left")
         self.phase_image = pg.ImageItem(axisOrder="col-major")
-        self.phase_image.setRect(pg.QtCore.QRectF(SIGMA_W_GRID[0], SIGMA_B_GRID[0],
-                                                  SIGMA_W_GRID[-1] - SIGMA_W_GRID[0],
-                                                  SIGMA_B_GRID[-1] - SIGMA_B_GRID[0]))
         self.phase_image.eoc_x, self.phase_image.eoc_y = SIGMA_W_GRID, SIGMA_B_GRID
         phase.addItem(self.phase_image)
         self.colorbar = pg.ColorBarItem(values=(-1, 3), colorMap=pg.colormap.get("viridis"), width=16,
@@ -185,14 +172,14 @@ class PropagationPanel(Panel):
                                      yRange=(SIGMA_B_GRID[0], SIGMA_B_GRID[-1]), padding=0)
         self.add_plot("phase", phase, 0, 0, 2, 1)
 
-        qmap = plots.make_plot("Variance map", "q<sup>l</sup>", "q<sup>l+1</sup>")
+        qmap = plots.make_plot("Variance map", "q<sup>l</sup>", "q<sup>l+1</sup>", legend="top-left")
         self.q_curve = plots.theory_line(qmap, "q-map (theory)", 0)
         self.q_identity = plots.reference_line(qmap, "identity")
         self.cobweb = plots.theory_line(qmap, "iterates from q⁰", 1, width_scale=0.6)
         self.q_fixed, _ = plots.sim_dots(qmap, "fixed point q*", 1, errors=False)
         self.add_plot("variance_map", qmap, 0, 1)
 
-        cmap = plots.make_plot("Correlation map", "c<sup>l</sup>", "c<sup>l+1</sup>")
+        cmap = plots.make_plot("Correlation map", "c<sup>l</sup>", "c<sup>l+1</sup>", legend="bottom-right")
         self.c_curve = plots.theory_line(cmap, "c-map (theory)", 0)
         self.c_identity = plots.reference_line(cmap, "identity")
         self.c_slope = plots.theory_line(cmap, "slope χ₁ at c = 1", 3, dash=True, width_scale=0.8)
@@ -210,14 +197,15 @@ class PropagationPanel(Panel):
         self.add_plot("correlation_depth", dc, 1, 2)
 
         hp = plots.make_plot("Pre-activations by layer", "pre-activation h", "density")
-        hg = plots.make_plot("Back-propagated gradients by layer", "gradient δ / sd at output", "density")
+        hg = plots.make_plot("Back-propagated gradients by layer", "∂/∂h<sup>l</sup> (unit variance at layer L)", "density")
+        self._hist_keys: dict = {}
         self.hist_pre: dict[int, tuple] = {}
         self.hist_grad: dict[int, tuple] = {}
         self.hist_plots = (hp, hg)
         self.add_plot("activations_hist", hp, 2, 0)
         self.add_plot("gradients_hist", hg, 2, 1)
 
-        xi = plots.make_plot("Depth scales", "σ<sub>w</sub>", "depth scale (layers)", log_y=True)
+        xi = plots.make_plot("Depth scales", "σ<sub>w</sub>", "depth scale (layers)", log_y=True, legend="top-left")
         self.xi_q_curve = plots.theory_line(xi, "ξ_q (theory)", 4)
         self.xi_c_curve = plots.theory_line(xi, "ξ_c (theory)", 0)
         self.xi_6_curve = plots.theory_line(xi, "6 ξ_c: trainable depth", 0, dash=True)
@@ -242,10 +230,10 @@ class PropagationPanel(Panel):
 
     def set_critical(self) -> None:
         p = self.params
-        sw = float(prop.critical_sigma_w(p.sigma_b, activation(p), p.mu2))
+        sw = float(prop.critical_sigma_w(p.sigma_b, p.activation, p.mu2))
         lo, hi = p.spec("sigma_w").lo, p.spec("sigma_w").hi
         if not math.isfinite(sw) or not lo <= sw <= hi:
-            self.show_notice(f"No critical σ_w in [{lo:g}, {hi:g}] for {activation(p)} at σ_b = {p.sigma_b:g}.")
+            self.show_notice(f"No critical σ_w in [{lo:g}, {hi:g}] for {p.activation} at σ_b = {p.sigma_b:g}.")
             return
         self.set_params(sigma_w=round(sw, 4))
 
@@ -258,6 +246,10 @@ class PropagationPanel(Panel):
 
     def schedule(self, changed: set[str]) -> None:
         p = self.params
+        layers = hist_layers(p.depth)
+        hp, hg = self.hist_plots
+        self._hist_items(self.hist_pre, hp, layers)
+        self._hist_items(self.hist_grad, hg, layers)
         with pg.QtCore.QSignalBlocker(self.marker):
             self.marker.setPos(p.sigma_w, p.sigma_b)
         self.xi_now.setPos(p.sigma_w)
@@ -275,6 +267,7 @@ class PropagationPanel(Panel):
     # -- drawing --------------------------------------------------------------------------------
     def _draw_phase(self, r: PhaseResult) -> None:
         self.phase_image.setImage(r.image, autoLevels=False)
+        self.phase_image.setRect(_PHASE_RECT)
         self.phase_image.eoc_name = r.label
         levels = (-3.0, 3.0) if r.params.heatmap == "log_chi1" else (-1.0, 3.0)
         self.colorbar.setLevels(levels)
@@ -307,7 +300,7 @@ class PropagationPanel(Panel):
         self.xi_depth.setData(XI_SIGMA_W[[0, -1]], [p.depth, p.depth])
         self._draw_histogram_theory(r)
         if r.diverges:
-            self.show_notice(f"The variance diverges: with {activation(p)} at σ_w = {p.sigma_w:g}, "
+            self.show_notice(f"The variance diverges: with {p.activation} at σ_w = {p.sigma_w:g}, "
                              f"σ_w²μ₂E[φ²]/q stays above 1, so q^l → ∞ (drawn up to where it is finite).")
         else:
             self.show_notice("")
@@ -322,31 +315,25 @@ class PropagationPanel(Panel):
     def _hist_items(self, store: dict, plot, layers: list[int]) -> None:
         if sorted(store) == layers:
             return
-        for line, dots in store.values():
-            plot.removeItem(line)
-            plot.removeItem(dots)
+        for item in [i for pair in store.values() for i in pair] + list(self._hist_keys.pop(plot, ())):
+            plot.removeItem(item)
         store.clear()
-        legend = plot.getPlotItem().legend
-        legend.clear()
+        plot.getPlotItem().legend.clear()
+        self._hist_keys[plot] = plots.legend_key(plot, "theory", "simulation")
+        plot.getPlotItem().legend.setColumnCount(2)
         for i, layer in enumerate(layers):
-            line = plots.theory_line(plot, f"layer {layer}: theory", i)
-            dots, _ = plots.sim_dots(plot, f"layer {layer}: simulation", i, errors=False)
+            line = plots.theory_line(plot, f"layer {layer}", i)
+            dots, _ = plots.sim_dots(plot, None, i, errors=False)
             store[layer] = (line, dots)
 
     def _draw_histogram_theory(self, r: TheoryResult) -> None:
-        layers = hist_layers(r.params.depth)
-        hp, hg = self.hist_plots
-        self._hist_items(self.hist_pre, hp, layers)
-        self._hist_items(self.hist_grad, hg, layers)
-        for layer in layers:
-            q = r.q_layers[layer]
-            gv = r.grad_var[layer - 1]
-            _gaussian_line(self.hist_pre[layer][0], q)
-            _gaussian_line(self.hist_grad[layer][0], gv)
+        for store, variances, plot in ((self.hist_pre, r.q_layers, self.hist_plots[0]),
+                                       (self.hist_grad, r.grad_var, self.hist_plots[1])):
+            peaks = [_gaussian_line(store[layer][0], variances[layer]) for layer in hist_layers(r.params.depth)]
+            # Head-room above the tallest curve keeps the legend off the data.
+            plot.getPlotItem().setYRange(0.0, 1.6 * max(peaks + [1e-12]), padding=0)
 
-    def _draw_simulation(self, sim) -> None:
-        if self._theory is None or sim.params_key != _sim_key(self.params):
-            return
+    def _draw_simulation(self, sim: prop.Simulation) -> None:
         self._sims.append(sim)
         q = np.array([s.q for s in self._sims])
         c = np.array([s.c for s in self._sims])
@@ -357,18 +344,13 @@ class PropagationPanel(Panel):
         self.q_bars.setData(x=layers, y=q.mean(0), height=2 * sd)
         sdc = c.std(0) if len(self._sims) > 1 else np.zeros_like(layers, float)
         self.c_bars.setData(x=layers, y=c.mean(0), height=2 * sdc)
-        for layer, (_line, dots) in self.hist_pre.items():
-            samples = np.concatenate([s.preact_samples[layer] for s in self._sims if layer in s.preact_samples])
-            _hist_dots(dots, samples)
-        for layer, (_line, dots) in self.hist_grad.items():
-            samples = np.concatenate([s.grad_samples[layer] for s in self._sims if layer in s.grad_samples])
-            _hist_dots(dots, samples)
+        for store, field in ((self.hist_pre, "preact_samples"), (self.hist_grad, "grad_samples")):
+            for layer, (_line, dots) in store.items():
+                rows = [getattr(s, field)[list(s.sample_layers).index(layer)] for s in self._sims
+                        if layer in s.sample_layers]
+                _hist_dots(dots, np.concatenate(rows) if rows else np.zeros(0))
         self.set_progress(len(self._sims) / self.params.seeds)
         self.mark_rendered()
-
-
-def _sim_key(p: PropagationParams):
-    return p
 
 
 def _device_name() -> str:
@@ -381,13 +363,15 @@ def _device_name() -> str:
     return device.describe()
 
 
-def _gaussian_line(item, var: float) -> None:
+def _gaussian_line(item, var: float) -> float:
+    """Draw the N(0, var) density; its peak height (0 when there is nothing finite to draw)."""
     if not math.isfinite(var) or var <= 0:
         item.setData([], [])
-        return
+        return 0.0
     sd = math.sqrt(var)
     x = np.linspace(-4 * sd, 4 * sd, 161)
     item.setData(x, np.exp(-0.5 * (x / sd) ** 2) / (sd * math.sqrt(2 * math.pi)))
+    return 1.0 / (sd * math.sqrt(2 * math.pi))
 
 
 def _hist_dots(item, samples: np.ndarray) -> None:

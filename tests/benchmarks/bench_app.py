@@ -1,0 +1,112 @@
+"""The app as a user feels it: start-up, slider-to-rendered latency, event-loop lag, memory.
+
+Start-up is measured in a fresh process (``python -m tests.benchmarks.startup_probe``) so that no
+import is already warm; the baseline row is a bare ``import torch`` in a fresh process, which the
+theory path must not wait for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from tests.benchmarks.harness import Row
+
+PROBE = [sys.executable, "-m", "tests.benchmarks.startup_probe"]
+
+
+def _fresh(cmd: list[str]) -> dict:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _startup_rows() -> list[Row]:
+    runs = [_fresh(PROBE) for _ in range(3)]
+    torch_import = statistics.median(
+        _fresh([sys.executable, "-c", "import time, json; t=time.perf_counter(); import torch; "
+                "print(json.dumps({'s': time.perf_counter()-t}))"])["s"] for _ in range(3))
+    theory = statistics.median(r["theory_s"] for r in runs)
+    dots = statistics.median(r["dots_s"] for r in runs)
+    rss = statistics.median(r["rss_mb"] for r in runs)
+    return [
+        Row("launch → window with theory plots", theory, "s", "≤ 2 s", theory <= 2.0,
+            "bare `import torch`", torch_import),
+        Row("launch → first simulation dots", dots, "s", "≤ 4 s", dots <= 4.0),
+        Row("resident memory after start", rss, "MB", "≤ 600 MB", rss <= 600),
+    ]
+
+
+def _interactive_rows() -> list[Row]:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.panels.propagation import PropagationPanel
+    from app.runner import Runner
+
+    app = QApplication.instance() or QApplication([])
+    runner = Runner()
+    panel = PropagationPanel(runner)
+    panel.resize(1500, 950)
+    panel.show()
+
+    def settle(timeout=120.0):
+        end = time.monotonic() + timeout
+        while (panel.is_busy() or panel.render_count == 0) and time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.001)
+
+    panel.set_params(width=1000, depth=30, seeds=3)
+    settle()
+    # Slider → theory drawn: time from set_params to the next `rendered` carrying the theory.
+    latencies = []
+    for i in range(40):
+        value = 1.2 + 0.01 * (i % 20)
+        done = []
+        panel.rendered.connect(lambda: done.append(time.perf_counter()))
+        t0 = time.perf_counter()
+        panel.controls.controls["sigma_w"].slider.setValue(value)
+        while not done and time.perf_counter() - t0 < 5:
+            app.processEvents()
+        panel.rendered.disconnect()
+        latencies.append(done[0] - t0 if done else 5.0)
+        runner.cancel("propagation:simulation")
+        settle()
+    latency = statistics.median(latencies)
+
+    # Event-loop lag while a simulation runs: a 5 ms timer and the largest gap between its ticks.
+    gaps, clock = [], QElapsedTimer()
+    clock.start()
+    last = [clock.elapsed()]
+
+    def tick():
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(5)
+    panel.set_params(width=2000, depth=60, seeds=5)
+    while not runner.is_busy("propagation:simulation"):
+        app.processEvents()
+    while runner.is_busy("propagation:simulation"):
+        app.processEvents()
+        time.sleep(0.001)
+    timer.stop()
+    runner.shutdown()
+    worst = max(gaps) if gaps else 0.0
+    return [
+        Row("slider → theory rendered (median of 40)", latency * 1000, "ms", "≤ 50 ms", latency <= 0.05),
+        Row("event-loop lag during a 2000×60 simulation (max)", worst, "ms", "≤ 50 ms", worst <= 50,
+            "timer period", 5.0),
+    ]
+
+
+def run() -> list[Row]:
+    return _startup_rows() + _interactive_rows()

@@ -1,0 +1,45 @@
+"""Run in a fresh process by bench_app: time from interpreter start to theory plots and to simulation dots.
+
+Prints one JSON line: ``{"theory_s": …, "dots_s": …, "rss_mb": …}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+T0 = time.perf_counter()
+
+
+def main() -> int:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import psutil
+    from PySide6.QtWidgets import QApplication
+
+    from app.window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    win = MainWindow(restore=False)
+    panel = win.panels["propagation"]
+    win.tabs.setCurrentWidget(panel)
+    win.show()
+    theory = dots = None
+    deadline = time.monotonic() + 120
+    while dots is None and time.monotonic() < deadline:
+        app.processEvents()
+        if theory is None and panel.render_count > 0 and len(panel.q_theory.getData()[0] or []) > 0:
+            theory = time.perf_counter() - T0
+        x, _ = panel.q_sim.getData()
+        if x is not None and len(x) > 0:
+            dots = time.perf_counter() - T0
+        time.sleep(0.001)
+    rss = psutil.Process().memory_info().rss / 2**20
+    win.close()
+    print(json.dumps({"theory_s": theory, "dots_s": dots, "rss_mb": rss}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
