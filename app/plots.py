@@ -112,7 +112,7 @@ def sim_dots(plot: pg.PlotWidget, name: str | None, i: int = 0, *, errors: bool 
     _style_item(item)
     bars = None
     if errors:
-        bars = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0), beam=0.0)
+        bars = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0), beam=0.0)
         bars.eoc_role = ("bars", i)
         plot.addItem(bars)
         _style_item(bars)

@@ -341,9 +341,9 @@ class PropagationPanel(Panel):
         self.q_sim.setData(layers, q.mean(0))
         self.c_sim.setData(layers, c.mean(0))
         sd = q.std(0) if len(self._sims) > 1 else np.zeros_like(layers, float)
-        self.q_bars.setData(x=layers, y=q.mean(0), height=2 * sd)
+        self.q_bars.setData(x=layers, y=q.mean(0), top=sd, bottom=sd)
         sdc = c.std(0) if len(self._sims) > 1 else np.zeros_like(layers, float)
-        self.c_bars.setData(x=layers, y=c.mean(0), height=2 * sdc)
+        self.c_bars.setData(x=layers, y=c.mean(0), top=sdc, bottom=sdc)
         for store, field in ((self.hist_pre, "preact_samples"), (self.hist_grad, "grad_samples")):
             for layer, (_line, dots) in store.items():
                 rows = [getattr(s, field)[list(s.sample_layers).index(layer)] for s in self._sims
