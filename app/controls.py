@@ -28,7 +28,7 @@ from superqt import QDoubleSlider
 from superqt.utils import signals_blocked
 
 from core.activations import LABELS as PHI_LABELS
-from core.params import Params, ParamError, Spec
+from core.params import ParamError, Params, Spec
 
 SLIDER_STEPS = 1000
 #: Display names of choice values, where the stored value is an identifier.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app.panels import NAMES, params_class
-from core.params import Params, ParamError
+from core.params import ParamError, Params
 
 PARAMS_FORMAT = "edge-of-chaos/params"
 SESSION_FORMAT = "edge-of-chaos/session"

@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app import plots as plotting
+from app.panels import PANELS, panel_class
+from app.panels.base import Panel
 from app.paramsets import (
     ParamFileError,
     Session,
@@ -30,8 +32,6 @@ from app.paramsets import (
     write_params,
     write_session,
 )
-from app.panels import PANELS, panel_class
-from app.panels.base import Panel
 from app.runner import Job, Runner
 
 SETTINGS_ORG = "EdgeOfChaos"

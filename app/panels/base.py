@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from app import plots as plotting
 from app.controls import ControlColumn
 from app.runner import Job, Runner
-from core.params import Params, ParamError
+from core.params import ParamError, Params
 
 
 class Panel(QWidget):

@@ -197,7 +197,8 @@ class PropagationPanel(Panel):
         self.add_plot("correlation_depth", dc, 1, 2)
 
         hp = plots.make_plot("Pre-activations by layer", "pre-activation h", "density")
-        hg = plots.make_plot("Back-propagated gradients by layer", "∂/∂h<sup>l</sup> (unit variance at layer L)", "density")
+        hg = plots.make_plot("Back-propagated gradients by layer", "∂/∂h<sup>l</sup> (unit variance at layer L)",
+                             "density")
         self._hist_keys: dict = {}
         self.hist_pre: dict[int, tuple] = {}
         self.hist_grad: dict[int, tuple] = {}

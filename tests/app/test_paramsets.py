@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from app.panels import NAMES, params_class
 from app.paramsets import (
     ParamFileError,
     presets,
@@ -14,7 +15,6 @@ from app.paramsets import (
     write_params,
     write_session,
 )
-from app.panels import NAMES, params_class
 from core.propagation import PropagationParams
 
 

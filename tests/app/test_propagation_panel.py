@@ -106,7 +106,7 @@ def test_simulation_dots_follow_the_theory_lines(panel, qtbot):
 def test_every_activation_renders_without_error(panel, qtbot, phi):
     panel.set_params(phi=phi, sigma_w=1.6, sigma_b=0.2)
     wait_rendered(qtbot, panel, timeout=60_000)
-    assert not ("could not" in panel.banner.text()), panel.banner.text()
+    assert "could not" not in panel.banner.text(), panel.banner.text()
     x, y = panel.c_curve.getData()
     assert np.all(np.isfinite(y))
 

@@ -67,8 +67,8 @@ def _interactive_rows() -> list[Row]:
     latencies = []
     for i in range(40):
         value = 1.2 + 0.01 * (i % 20)
-        done = []
-        panel.rendered.connect(lambda: done.append(time.perf_counter()))
+        done: list[float] = []
+        panel.rendered.connect(lambda sink=done: sink.append(time.perf_counter()))
         t0 = time.perf_counter()
         panel.controls.controls["sigma_w"].slider.setValue(value)
         while not done and time.perf_counter() - t0 < 5:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from core.params import Params, ParamError, param
+from core.params import ParamError, Params, param
 
 
 @dataclass(frozen=True)
