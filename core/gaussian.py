@@ -103,3 +103,22 @@ def hermite_coefficients(f: Callable, q, order: int, breakpoints: Sequence[float
         out[..., k] = np.sum(fw * h, axis=-1)
         h_prev, h = h, (z * h - math.sqrt(k) * h_prev) / math.sqrt(k + 1)
     return out
+
+
+def mehler_kernel(f: Callable, q: float, c, order: int = 160, breakpoints: Sequence[float] = (0.0,),
+                  n: int = 128) -> np.ndarray:
+    """E[f(u₁) f(u₂)] for u₁, u₂ of variance q and correlation c, as the Mehler series Σ_k a_k(q)² c^k.
+
+    The terms past ``order`` are lumped into r c^order with r = E[f(√q z)²] − Σ_k a_k², which makes the
+    value at c = 1 exact and bounds the error elsewhere by r. For plotting a whole c-map at once: one
+    1-D quadrature instead of a 2-D one per point (Poole et al. 2016 use the 2-D form, eq. 5).
+    """
+    a = hermite_coefficients(f, q, order, breakpoints, n)
+    w = a * a
+    total = float(expect(lambda x: f(x) ** 2, q, breakpoints))
+    rest = max(total - float(w.sum()), 0.0)
+    c = np.asarray(c, float)
+    out = np.zeros_like(c)
+    for wk in w[::-1]:
+        out = out * c + wk
+    return out + rest * c**order
