@@ -17,6 +17,7 @@ def default():
     """The torch.device simulations run on unless a caller names another."""
     import torch
 
+    _configure_threads(torch)
     wanted = os.environ.get("EDGE_OF_CHAOS_DEVICE", "").strip()
     if wanted:
         return torch.device(wanted)
@@ -38,3 +39,11 @@ def describe(device=None) -> str:
     if dev.type == "cuda":
         return f"CUDA: {torch.cuda.get_device_name(dev)}"
     return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def _configure_threads(torch) -> None:
+    """Leave one core to the GUI thread: on a 2-core machine torch's spinning OpenMP threads otherwise
+    slow small networks 10× and stall the event loop. ``EDGE_OF_CHAOS_THREADS`` overrides."""
+    wanted = os.environ.get("EDGE_OF_CHAOS_THREADS", "").strip()
+    threads = int(wanted) if wanted.isdigit() and int(wanted) > 0 else max(1, (os.cpu_count() or 2) - 1)
+    torch.set_num_threads(threads)

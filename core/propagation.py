@@ -52,6 +52,7 @@ _N_U = 513              # c = 1 − u², u uniform: the grid on which the correl
 _N_R = 513              # ρ (or ρ̃) grid of the correlation table
 _NEWTON_TOL = 1e-13
 _XI_ONE = 1e-9          # a fixed point whose slope is this close to 1 is marginal: ξ = inf
+_YIELD_EVERY = 8              # layers between the progress reports (and chances to stop) of a simulation
 _WEIGHT_BYTES = 512 * 2**20   # a simulation keeps its weights for the backward pass up to this size
 
 
@@ -1008,8 +1009,24 @@ def _input_pairs(torch, gen, pairs: int, width: int, q0: float, c0: float, dev):
     return (scale * torch.stack([u1, x2], dim=1)).reshape(2 * pairs, width).to(torch.float32)
 
 
-def simulate(phi, sigma_w, sigma_b, depth=30, width=1000, *, noise="none", keep_prob=0.8, noise_std=0.5,
-             q0=1.0, c0=0.5, pairs=16, seed=0, sample_layers=None, samples=4000, device=None) -> Simulation:
+@dataclass(frozen=True)
+class Progress:
+    """How far a running simulation has got (0 … 1); yielded between layers so that it can be stopped."""
+
+    fraction: float
+
+
+def simulate(phi, sigma_w, sigma_b, depth=30, width=1000, **options) -> Simulation:
+    """One simulated network (see :func:`simulate_steps`), run to the end."""
+    for item in simulate_steps(phi, sigma_w, sigma_b, depth, width, **options):
+        if isinstance(item, Simulation):
+            return item
+    raise RuntimeError("the simulation ended without a result")  # unreachable: simulate_steps ends on one
+
+
+def simulate_steps(phi, sigma_w, sigma_b, depth=30, width=1000, *, noise="none", keep_prob=0.8, noise_std=0.5,
+                   q0=1.0, c0=0.5, pairs=16, seed=0, sample_layers=None, samples=4000, device=None
+                   ) -> Iterator[Progress | Simulation]:
     """Propagate inputs forward and a random gradient backward through one random network.
 
     hˡ = Wˡ (φ(hˡ⁻¹) ⊙ εˡ⁻¹) + bˡ for l ≥ 2 and h¹ = W¹ x + b¹, with Wˡ_ij ~ N(0, σ_w²/N), bˡ_i ~ N(0, σ_b²)
@@ -1063,6 +1080,8 @@ def simulate(phi, sigma_w, sigma_b, depth=30, width=1000, *, noise="none", keep_
         hs, masks = [x], [None]
         a = x
         for layer in range(1, L + 1):
+            if layer % _YIELD_EVERY == 0:
+                yield Progress(0.5 * layer / L)
             bias = sigma_b * torch.randn(N, generator=gen, device=dev)
             h = torch.addmm(bias, a, weight(layer).T)
             hs.append(h)
@@ -1073,6 +1092,8 @@ def simulate(phi, sigma_w, sigma_b, depth=30, width=1000, *, noise="none", keep_
         grads = [None] * (L + 1)
         grads[L] = torch.randn(h.shape, generator=gen, device=dev)
         for layer in range(L, 0, -1):
+            if layer % _YIELD_EVERY == 0:
+                yield Progress(1.0 - 0.5 * layer / L)
             back = grads[layer] @ weight(layer)
             if layer == 1:
                 grads[0] = back
@@ -1087,8 +1108,8 @@ def simulate(phi, sigma_w, sigma_b, depth=30, width=1000, *, noise="none", keep_
                              torch.stack([(t * t).mean() for t in grads])]).double().cpu().numpy()
         pre = torch.stack([_strided(hs[k], samples) for k in layers]).cpu().numpy()
         grad = torch.stack([_strided(grads[k], samples) for k in layers]).cpu().numpy()
-    return Simulation(int(seed), stats[0], stats[1], stats[2], np.asarray(layers), pre, grad,
-                      devices.describe(dev), time.perf_counter() - start)
+    yield Simulation(int(seed), stats[0], stats[1], stats[2], np.asarray(layers), pre, grad,
+                     devices.describe(dev), time.perf_counter() - start)
 
 
 def _pair_correlation(h):
@@ -1111,14 +1132,19 @@ def _sample_layer_indices(depth: int, layers) -> list[int]:
     return out
 
 
-def simulate_seeds(phi, sigma_w, sigma_b, depth=30, width=1000, *, seeds=3, seed=0,
-                   **options) -> Iterator[Simulation]:
+def simulate_seeds(phi, sigma_w, sigma_b, depth=30, width=1000, *, seeds=3, seed=0, progress=False,
+                   **options) -> Iterator[Simulation | Progress]:
     """One :func:`simulate` per seed ``seed``, ``seed + 1``, … as each finishes (stop iterating to cancel).
 
-    ``options`` are those of :func:`simulate`.
+    With ``progress``, :class:`Progress` items (overall fraction) come in between, every few layers, so
+    that a caller can show a bar and stop a wide, deep run mid-network. ``options`` are :func:`simulate`'s.
     """
     for k in range(int(seeds)):
-        yield simulate(phi, sigma_w, sigma_b, depth, width, seed=int(seed) + k, **options)
+        for item in simulate_steps(phi, sigma_w, sigma_b, depth, width, seed=int(seed) + k, **options):
+            if isinstance(item, Simulation):
+                yield item
+            elif progress:
+                yield Progress((k + item.fraction) / int(seeds))
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -142,7 +142,7 @@ def scales_job(p: PropagationParams) -> ScalesResult:
 
 
 def simulation_job(p: PropagationParams):
-    yield from prop.simulate_seeds(**p.simulation_kwargs(), sample_layers=hist_layers(p.depth))
+    yield from prop.simulate_seeds(**p.simulation_kwargs(), sample_layers=hist_layers(p.depth), progress=True)
 
 
 # -- the panel ------------------------------------------------------------------------------------
@@ -347,7 +347,10 @@ class PropagationPanel(Panel):
             # Head-room above the tallest curve keeps the legend off the data.
             plot.getPlotItem().setYRange(0.0, 1.6 * max(peaks + [1e-12]), padding=0)
 
-    def _draw_simulation(self, sim: prop.Simulation) -> None:
+    def _draw_simulation(self, sim: prop.Simulation | prop.Progress) -> None:
+        if isinstance(sim, prop.Progress):
+            self.set_progress(sim.fraction)
+            return
         self._sims.append(sim)
         q = np.array([s.q for s in self._sims])
         c = np.array([s.c for s in self._sims])
@@ -363,7 +366,6 @@ class PropagationPanel(Panel):
                 rows = [getattr(s, field)[list(s.sample_layers).index(layer)] for s in self._sims
                         if layer in s.sample_layers]
                 _hist_dots(dots, np.concatenate(rows) if rows else np.zeros(0))
-        self.set_progress(len(self._sims) / self.params.seeds)
         self.mark_rendered()
 
 
