@@ -25,7 +25,8 @@ def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _nodes(breaks: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and Gaussian-weighted weights on [−Z, Z] cut at ``breaks`` (shape (..., k))."""
-    b = np.clip(np.nan_to_num(breaks, nan=Z_MAX, posinf=Z_MAX, neginf=-Z_MAX), -Z_MAX, Z_MAX)
+    # np.where, not np.nan_to_num: the latter imports inside, which Qt's import hook makes slow.
+    b = np.where(np.isnan(breaks), Z_MAX, np.clip(breaks, -Z_MAX, Z_MAX))
     ends = np.broadcast_to(np.array([-Z_MAX, Z_MAX]), b.shape[:-1] + (2,))
     edges = np.sort(np.concatenate([ends[..., :1], b, ends[..., 1:]], axis=-1), axis=-1)
     x, w = _legendre(n)
