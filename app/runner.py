@@ -161,7 +161,9 @@ class Runner(QObject):
         if job.on_result is not None and value is not None:
             if not self._deliver(job, job.on_result, value):
                 return
-        self.done.emit(job.key, job.label, time.perf_counter() - started, job.device)
+        # A result that knows where it was computed (a Simulation's .device) says so in the status bar.
+        device = getattr(value, "device", None) or job.device
+        self.done.emit(job.key, job.label, time.perf_counter() - started, str(device))
 
     def _on_error(self, job: Job, gen: int, exc: BaseException) -> None:
         if not self._current(job, gen):

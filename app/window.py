@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -34,6 +34,7 @@ from app.paramsets import (
 )
 from app.runner import Job, Runner
 
+DEVICE_PROBE_DELAY_MS = 3000
 SETTINGS_ORG = "EdgeOfChaos"
 SETTINGS_APP = "edge-of-chaos"
 
@@ -52,7 +53,7 @@ def _device_description() -> str:
 class MainWindow(QMainWindow):
     """The application window; ``panels`` maps each panel name to its Panel."""
 
-    def __init__(self, restore: bool = True):
+    def __init__(self, restore: bool = True, tab: str | None = None):
         super().__init__()
         self.setWindowTitle("Edge of Chaos")
         self.resize(1500, 950)
@@ -72,9 +73,12 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._tab_changed)
         if restore:
             self._restore_session()
+        if tab is not None:
+            self.tabs.setCurrentWidget(self.panels[tab])
         self._tab_changed(self.tabs.currentIndex())
-        self.runner.submit(Job("app:device", _device_description, on_result=self._set_device,
-                               label="device"))
+        # torch takes ~2 s to import: find the device only once the first plots are up.
+        QTimer.singleShot(DEVICE_PROBE_DELAY_MS, self, lambda: self.runner.submit(
+            Job("app:device", _device_description, on_result=self._set_device, label="device")))
 
     # -- chrome ---------------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
@@ -176,6 +180,8 @@ class MainWindow(QMainWindow):
     def _job_done(self, key: str, label: str, seconds: float, device: str) -> None:
         if key.startswith("app:"):
             return
+        if device and self.device_label.text().endswith("detecting…"):
+            self._set_device(device)
         where = f" on {device}" if device else ""
         self.timing_label.setText(f"{label}: {seconds * 1000:.0f} ms{where}")
 

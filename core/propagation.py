@@ -28,6 +28,7 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -47,6 +48,7 @@ NOISES = ("none", "dropout", "gaussian")
 _PER_DECADE = 32        # table points per decade of q
 _TABLE_TERMS = 128      # Mehler orders in the tables (plus a one-term tail model)
 _EXACT_TERMS = 128      # Mehler orders the pointwise functions compute at each point's own q
+_TABLE_LOCK = threading.RLock()
 _QUAD_FAST = 24         # … for layer-by-layer trajectories drawn live (error ~1e-5)
 _QUAD = 48              # Gauss–Legendre nodes per piece (48: exact to rounding even on one unsplit piece)
 _N_U = 513              # c = 1 − u², u uniform: the grid on which the correlation table is solved
@@ -221,8 +223,15 @@ def _kernel_on_grid(w: np.ndarray, tail: np.ndarray, c: np.ndarray):
     return s1, sd, dm
 
 
-@lru_cache(maxsize=8)
 def _table(key: _Key) -> _Table:
+    # Two workers asking for the same new φ at once (phase diagram and depth-scale curve) would
+    # otherwise both spend half a second building it.
+    with _TABLE_LOCK:
+        return _build_table(key)
+
+
+@lru_cache(maxsize=8)
+def _build_table(key: _Key) -> _Table:
     act = key.act
     bp = act.breakpoints
     n = int(round(_PER_DECADE * math.log10(Q_MAX / Q_MIN))) + 1
@@ -274,9 +283,14 @@ class _CTable:
     CO: np.ndarray            # (n · N_r, 3): c*, m'(c*)/μ₂, 1 − F'(c*) at r = k/(N_r − 1), row i·N_r + k
 
 
-@lru_cache(maxsize=8)
 def _ctable(key: _Key, mu2: float) -> _CTable:
-    tab = _table(key)
+    with _TABLE_LOCK:
+        return _build_ctable(key, mu2)
+
+
+@lru_cache(maxsize=8)
+def _build_ctable(key: _Key, mu2: float) -> _CTable:
+    tab = _build_table(key)
     c, s1, dm = tab.c, tab.s1, tab.dm
     n = s1.shape[0]
     s = 1.0 + s1

@@ -276,7 +276,7 @@ class PropagationPanel(Panel):
         if changed - {"heatmap"}:
             self._sims = []
             self.submit("simulation", simulation_job, p, on_partial=self._draw_simulation, delay_ms=150,
-                        label=f"simulation (N = {p.width}, L = {p.depth})", device=_device_name())
+                        label=f"simulation (N = {p.width}, L = {p.depth})")
 
     # -- drawing --------------------------------------------------------------------------------
     def _draw_phase(self, r: PhaseResult) -> None:
@@ -367,16 +367,6 @@ class PropagationPanel(Panel):
                         if layer in s.sample_layers]
                 _hist_dots(dots, np.concatenate(rows) if rows else np.zeros(0))
         self.mark_rendered()
-
-
-def _device_name() -> str:
-    import sys
-
-    if "torch" not in sys.modules:
-        return ""
-    from core import device
-
-    return device.describe()
 
 
 def _gaussian_line(item, var: float) -> float:

@@ -78,8 +78,8 @@ def run() -> list[Row]:
     sw, sb = _grid()
     rows = []
 
-    prop._table.cache_clear()
-    prop._ctable.cache_clear()
+    prop._build_table.cache_clear()
+    prop._build_ctable.cache_clear()
     t0 = time.perf_counter()
     prop.tables("tanh")
     build = time.perf_counter() - t0

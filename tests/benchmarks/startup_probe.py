@@ -13,6 +13,11 @@ import time
 T0 = time.perf_counter()
 
 
+def _has_data(item) -> bool:
+    x, _ = item.getData()
+    return x is not None and len(x) > 0
+
+
 def main() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import psutil
@@ -21,18 +26,16 @@ def main() -> int:
     from app.window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    win = MainWindow(restore=False)
+    win = MainWindow(restore=False, tab="propagation")
     panel = win.panels["propagation"]
-    win.tabs.setCurrentWidget(panel)
     win.show()
     theory = dots = None
     deadline = time.monotonic() + 120
     while dots is None and time.monotonic() < deadline:
         app.processEvents()
-        if theory is None and panel.render_count > 0 and len(panel.q_theory.getData()[0] or []) > 0:
+        if theory is None and _has_data(panel.q_theory) and _has_data(panel.q_curve):
             theory = time.perf_counter() - T0
-        x, _ = panel.q_sim.getData()
-        if x is not None and len(x) > 0:
+        if _has_data(panel.q_sim):
             dots = time.perf_counter() - T0
         time.sleep(0.001)
     rss = psutil.Process().memory_info().rss / 2**20

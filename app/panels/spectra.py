@@ -1,0 +1,941 @@
+"""Jacobian Spectra: the singular values of a deep random network's input–output Jacobian (lecture 3).
+
+Plots: the eigenvalue density of JJᵀ at several depths (simulated torch networks as dots, the
+free-probability density as lines, shallow to deep by colour), the mean and variance of the spectrum
+through depth for Gaussian and orthogonal weights, the largest and smallest singular values and the
+share of singular values within [½, 2] through depth, and the two universality classes of
+Pennington, Schoenholz & Ganguli 2018 (THEORY.md §3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QSlider
+
+from app import plots
+from app.panels.base import Panel
+from core import spectra as spec
+from core.activations import LABELS as PHI_LABELS
+from core.activations import Activation
+from core.spectra import SpectraParams
+
+LN10 = math.log(10.0)
+FLOOR_DECADES = 12
+#: The simulation forms J in float32, so eigenvalues below 10⁻¹² λ_max are round-off (core.spectra).
+LN_FLOOR = FLOOR_DECADES * LN10
+#: A simulated eigenvalue this close (in ln λ) to a point mass of the theory belongs to it.
+ATOM_TOL = 1e-4
+#: Singular values in [½, 2], i.e. eigenvalues of JJᵀ in [¼, 4]: "close to an isometry".
+ISO_LN = (math.log(0.25), math.log(4.0))
+#: Values further than this from 1 (in decades) do not fit a float64 plot and are left out.
+MAX_DECADES = 300.0
+MAX_SHOWN = 5
+#: Palette indices from cool (shallow) to warm (deep).
+DEPTH_RAMP = (5, 0, 2, 4, 1)
+SIGMA0_SQ = 0.25
+UNIVERSAL_X = np.unique(np.concatenate([np.linspace(0.0, 2.8, 421)[1:], np.geomspace(1e-4, 0.05, 40)]))
+UNIVERSAL_TOP = 1.8
+UNIVERSAL_NAMES = {"bernoulli": "Bernoulli class", "smooth": "smooth class"}
+
+THEORY_KEYS = {"phi", "alpha", "weights", "sigma_w", "sigma_b", "depth"}
+SIM_KEYS = THEORY_KEYS | {"width", "seed"}
+
+
+def depth_schedule(depth: int) -> list[int]:
+    """The depths a simulation reports: 1, 2, 4, … and ``depth`` itself."""
+    return sorted({1 << k for k in range(depth.bit_length()) if (1 << k) <= depth} | {depth})
+
+
+def shown_depths(depth: int) -> list[int]:
+    """Up to five of the reported depths, spread evenly in log depth, always the deepest."""
+    sched = depth_schedule(depth)
+    picks = np.unique(np.round(np.linspace(0, len(sched) - 1, min(len(sched), MAX_SHOWN))).astype(int))
+    return [sched[i] for i in picks]
+
+
+def depth_colour(index: int, count: int) -> int:
+    """Palette index of the ``index``-th of ``count`` depths, spread over the cool-to-warm ramp."""
+    if count <= 1:
+        return DEPTH_RAMP[-1]
+    return DEPTH_RAMP[round(index * (len(DEPTH_RAMP) - 1) / (count - 1))]
+
+
+def theory_grid(lo: float, hi: float) -> np.ndarray:
+    """Points in ln λ for a theory density whose support (atoms included) spans [lo, hi].
+
+    Uniform in ln λ down to 10⁻¹² of the top (the simulation's float32 floor), uniform in λ over the top
+    decades (for the linear view), and crowded geometrically at both edges, where inverse-square-root
+    singularities sit (L = 1, orthogonal weights).
+    """
+    if not math.isfinite(hi):
+        return np.zeros(0)
+    bottom = max(lo, hi - LN_FLOOR)
+    width = hi - bottom
+    if not width > 0.0:
+        return np.zeros(0)
+    crowd = np.geomspace(1e-7, 0.3, 30) * width
+    pad = 0.03 * width
+    linear = hi + np.log(np.linspace(0.0, 1.0, 61)[1:])
+    parts = [np.linspace(bottom, hi, 180), hi - crowd, [hi + pad], linear[linear > bottom]]
+    if math.isfinite(lo) and lo >= bottom:
+        parts += [lo + crowd, [lo - pad]]
+    return np.unique(np.concatenate(parts))
+
+
+def _cumulative(ell: np.ndarray, density: np.ndarray) -> np.ndarray:
+    """Trapezoid cumulative integral of ``density`` over ``ell``, starting at 0."""
+    if ell.size < 2:
+        return np.zeros(ell.size)
+    return np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(ell))])
+
+
+# -- jobs (run in worker threads: numpy and torch only) -------------------------------------------
+
+@dataclass(frozen=True)
+class MomentsTheory:
+    """Mean and variance of the eigenvalues of JJᵀ for L = 1 … depth, both weight types."""
+
+    params: SpectraParams
+    depths: np.ndarray
+    log10_mean: dict[str, np.ndarray]
+    log10_var: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class DepthTheory:
+    """The free-probability law of the eigenvalues of JJᵀ at one depth.
+
+    ``ell`` and ``density`` are ln λ and the density of ln λ (continuous part); ``atoms`` the point
+    masses as (ln λ, mass), ln 0 = −inf; ``lo``, ``hi`` the ends of the support (ln λ, atoms included);
+    ``below`` the mass under the drawn range (the atom at 0 and density below 10⁻¹² λ_max); ``iso`` the
+    mass with λ in [¼, 4].
+    """
+
+    params: SpectraParams
+    depth: int
+    ell: np.ndarray
+    density: np.ndarray
+    atoms: tuple[tuple[float, float], ...]
+    lo: float
+    hi: float
+    below: float
+    iso: float
+
+    @property
+    def zero_mass(self) -> float:
+        return sum(m for loc, m in self.atoms if math.isinf(loc))
+
+    def finite_atoms(self) -> list[tuple[float, float]]:
+        return [(loc, m) for loc, m in self.atoms if math.isfinite(loc)]
+
+
+def moments_theory(p: SpectraParams) -> MomentsTheory:
+    act = p.activation()
+    depths = np.arange(1, p.depth + 1)
+    mean, var = {}, {}
+    for weights in spec.WEIGHTS:
+        rows = [spec.theory_moments(act, p.sigma_w, p.sigma_b, int(d), weights) for d in depths]
+        mean[weights] = _log10(np.array([r[0] for r in rows]))
+        var[weights] = _log10(np.array([r[1] for r in rows]))
+    return MomentsTheory(p, depths, mean, var)
+
+
+def depth_theory(p: SpectraParams, depth: int) -> DepthTheory:
+    act = p.activation()
+    args = (act, p.sigma_w, p.sigma_b, depth, p.weights)
+    lo, hi = spec.theory_edges(*args, log=True)
+    atoms = tuple((float(a.location), float(a.mass)) for a in spec.theory_atoms(*args, log=True))
+    ell = theory_grid(lo, hi)
+    density = np.nan_to_num(spec.theory_density(ell, *args, log=True), nan=0.0, posinf=0.0)
+    cum = _cumulative(ell, density)
+    drawn = float(cum[-1]) if cum.size else 0.0
+    zero = sum(m for loc, m in atoms if math.isinf(loc))
+    below = zero + max(0.0, 1.0 - sum(m for _, m in atoms) - drawn)
+    iso = float(np.diff(np.interp(ISO_LN, ell, cum))[0]) if ell.size else 0.0
+    iso += sum(m for loc, m in atoms if ISO_LN[0] <= loc <= ISO_LN[1])
+    return DepthTheory(p, depth, ell, density, atoms, float(lo), float(hi), below, iso)
+
+
+def theory_job(p: SpectraParams):
+    """Moments at once, then the density at the shown depths, then at the other reported depths."""
+    yield moments_theory(p)
+    shown = shown_depths(p.depth)
+    for depth in shown + [d for d in depth_schedule(p.depth) if d not in shown]:
+        yield depth_theory(p, depth)
+
+
+@dataclass(frozen=True)
+class SimStep:
+    """Eigenvalues of J Jᵀ (ln λ, ascending) of the simulated network at one depth, with summaries."""
+
+    params: SpectraParams
+    depth: int
+    ell: np.ndarray
+    log10_mean: float
+    log10_var: float
+    iso: float
+
+    @property
+    def top(self) -> float:
+        return float(self.ell[-1])
+
+    def resolved(self) -> np.ndarray:
+        """ln λ above the float32 floor, 10⁻¹² λ_max."""
+        return self.ell[self.ell >= self.top - LN_FLOOR]
+
+    @property
+    def log10_sigma_max(self) -> float:
+        return self.top / (2 * LN10)
+
+    @property
+    def log10_sigma_min(self) -> float:
+        """log₁₀ of the smallest singular value; NaN where it is below the float32 floor."""
+        return self.ell[0] / (2 * LN10) if self.ell[0] >= self.top - LN_FLOOR else math.nan
+
+
+def sim_step(p: SpectraParams, depth: int, ell: np.ndarray) -> SimStep:
+    ell = np.sort(np.asarray(ell, float))
+    top = ell[-1]
+    if not math.isfinite(top):  # J is exactly zero (or overflowed): nothing to summarise
+        return SimStep(p, depth, ell, -math.inf, -math.inf, 0.0)
+    with np.errstate(under="ignore"):
+        x = np.exp(ell - top)
+    mean = x.mean()
+    var = np.mean((x - mean) ** 2)
+    with np.errstate(divide="ignore"):
+        log10_mean = (math.log(mean) + top) / LN10 if mean > 0 else -math.inf
+        log10_var = (math.log(var) + 2 * top) / LN10 if var > 0 else -math.inf
+    iso = float(np.mean((ell >= ISO_LN[0]) & (ell <= ISO_LN[1])))
+    return SimStep(p, depth, ell, log10_mean, log10_var, iso)
+
+
+class Request:
+    """One simulation request: a flag the panel raises to stop it between layers, and its progress.
+
+    The runner stops a generator only at its next yield, and the engine yields only at depths 1, 2,
+    4, …: a wide net would run on for minutes after being superseded. The activation handed to the
+    engine calls :meth:`tick` once per layer, which raises once the request is stale.
+    """
+
+    def __init__(self, depth: int, runner=None):
+        self.depth = depth
+        self.calls = 0
+        self._stop = threading.Event()
+        self._runner = runner
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def stopped(self) -> bool:
+        # Runner.shutdown() does not tell the panel; its (private) closed flag is the only sign.
+        return self._stop.is_set() or bool(getattr(self._runner, "_closed", False))
+
+    def tick(self) -> None:
+        if self.stopped():
+            raise StoppedError("superseded")
+        self.calls += 1
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.calls / (2.0 * self.depth))  # φ and φ' each call the activation once a layer
+
+
+class StoppedError(Exception):
+    """A simulation stopped between layers because a newer request or Cancel made it stale."""
+
+
+def watched(act: Activation, request: Request) -> Activation:
+    """``act`` whose torch φ reports each layer to ``request`` (and stops there when it is stale)."""
+    def torch_phi(x):
+        request.tick()
+        return act.torch(x)
+
+    return dataclasses.replace(act, _torch=torch_phi)
+
+
+def simulation_job(p: SpectraParams, request: Request):
+    act = watched(p.activation(), request)
+    for depth, ell in spec.jacobian_spectra(act, p.sigma_w, p.sigma_b, p.depth, p.width, p.weights,
+                                            p.seed, depths=depth_schedule(p.depth), log=True):
+        yield sim_step(p, depth, ell)
+
+
+@dataclass(frozen=True)
+class Universality:
+    x: np.ndarray
+    density: dict[str, np.ndarray]
+    atoms: dict[str, tuple[tuple[float, float], ...]]
+
+
+def universality_job() -> Universality:
+    dens, atoms = {}, {}
+    for kind in spec.UNIVERSALITY_CLASSES:
+        dens[kind] = spec.universality_density(UNIVERSAL_X, kind, SIGMA0_SQ)
+        atoms[kind] = tuple((a.location, a.mass) for a in spec.universality_atoms(kind, SIGMA0_SQ))
+    return Universality(UNIVERSAL_X, dens, atoms)
+
+
+@dataclass(frozen=True)
+class Critical:
+    params: SpectraParams
+    sigma_w: float | None
+    problem: str = ""
+
+
+def critical_job(p: SpectraParams) -> Critical:
+    try:
+        return Critical(p, float(spec.critical_sigma_w(p.activation(), p.sigma_b)))
+    except ValueError as err:
+        return Critical(p, None, str(err))
+
+
+def _log10(values: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(values > 0, np.log10(np.where(values > 0, values, 1.0)), -np.inf)
+
+
+def _plottable(log10_values) -> np.ndarray:
+    """Mask of values that fit a float64 plot (finite, within 10^±300)."""
+    v = np.asarray(log10_values, float)
+    return np.isfinite(v) & (np.abs(v) <= MAX_DECADES)
+
+
+def _device_name() -> str:
+    import sys
+
+    if "torch" not in sys.modules:
+        return ""
+    from core import device
+
+    return device.describe()
+
+
+# -- the panel ------------------------------------------------------------------------------------
+
+@dataclass
+class DepthItems:
+    """The marks of one depth on the spectrum plot: theory line, simulation dots, atom sticks."""
+
+    line: pg.PlotDataItem
+    dots: pg.PlotDataItem
+    sticks: list
+
+
+class SpectraPanel(Panel):
+    name = "spectra"
+    title = "Jacobian Spectra"
+    Params = SpectraParams
+    references = (
+        ("Pennington, Schoenholz, Ganguli 2017, Resurrecting the sigmoid in deep learning through "
+         "dynamical isometry: theory and practice", "arXiv:1711.04735"),
+        ("Pennington, Schoenholz, Ganguli 2018, The emergence of spectral universality in deep networks",
+         "arXiv:1802.09979"),
+        ("Saxe, McClelland, Ganguli 2014, Exact solutions to the nonlinear dynamics of learning in deep "
+         "linear neural networks", "arXiv:1312.6120"),
+        ("Poole, Lahiri, Raghu, Sohl-Dickstein, Ganguli 2016, Exponential expressivity in deep neural "
+         "networks through transient chaos", "arXiv:1606.05340"),
+        ("Mezzadri 2007, How to generate random matrices from the classical compact groups",
+         "arXiv:math-ph/0609050"),
+        ("Belinschi 2003, The atoms of the free multiplicative convolution of two probability "
+         "distributions", "arXiv:math/0211331"),
+    )
+
+    # -- construction ---------------------------------------------------------------------------
+    def build(self) -> None:
+        self._theory: dict[int, DepthTheory] = {}
+        self._moments: MomentsTheory | None = None
+        self._sims: dict[int, SimStep] = {}
+        self._request: Request | None = None
+        self._theory_steps = (0, 1)
+        self._depth_items: dict[int, DepthItems] = {}
+        self._spectrum_key: tuple = ()
+        self._universality: Universality | None = None
+
+        sp = plots.make_plot("Spectrum of JJᵀ", "eigenvalue λ of JJᵀ", "density", legend="top-left")
+        sp.getPlotItem().legend.setColumnCount(2)
+        self.spectrum_key = plots.legend_key(sp, "lines: theory", "dots: simulation")
+        self.add_plot("spectrum", sp, 0, 0, 2, 2)
+
+        self.moment_items = {}
+        for col, weights in enumerate(spec.WEIGHTS):
+            mp = plots.make_plot(_moments_title(weights, True), "depth L", "E[λ],  Var λ",
+                                 log_x=True, log_y=True, legend="top-left")
+            mp.getPlotItem().legend.setColumnCount(2)
+            plots.legend_key(mp, "theory", "simulation")
+            items = {"mean": plots.theory_line(mp, "mean E[λ] = χᴸ", 0),
+                     "var": plots.theory_line(mp, "variance", 1),
+                     "mean_sim": plots.sim_dots(mp, None, 0, errors=False)[0],
+                     "var_sim": plots.sim_dots(mp, None, 1, errors=False)[0]}
+            self.moment_items[weights] = items
+            self.add_plot(f"moments_{weights}", mp, 2, col)
+
+        sv = plots.make_plot("Extreme singular values", "depth L", "singular value σ of J",
+                             log_x=True, log_y=True, legend="top-left")
+        sv.getPlotItem().legend.setColumnCount(2)
+        self.sigma_key = plots.legend_key(sv, "theory", "simulation")
+        self.sigma_max_line = plots.theory_line(sv, "σ<sub>max</sub>", 1)
+        self.sigma_min_line = plots.theory_line(sv, "σ<sub>min</sub>", 0)
+        self.sigma_max_edge = plots.theory_line(sv, "edge, N → ∞", 1, dash=True, width_scale=0.6)
+        self.sigma_min_edge = plots.theory_line(sv, None, 0, dash=True, width_scale=0.6)
+        self.sigma_max_dots, _ = plots.sim_dots(sv, None, 1, errors=False)
+        self.sigma_min_dots, _ = plots.sim_dots(sv, None, 0, errors=False)
+        self.band = (plots.reference_line(sv, None), plots.reference_line(sv, None))
+        self.add_plot("singular_values", sv, 0, 2)
+
+        fr = plots.make_plot("Share of σ in [½, 2]", "depth L", "fraction of singular values",
+                             log_x=True, legend="bottom-left")
+        self.iso_line = plots.theory_line(fr, "theory", 2)
+        self.iso_dots, _ = plots.sim_dots(fr, "simulation", 2, errors=False)
+        fr.getPlotItem().setYRange(0.0, 1.05, padding=0)
+        self.add_plot("isometry", fr, 1, 2)
+
+        un = plots.make_plot("Universality, L → ∞, σ₀² = ¼", "eigenvalue λ of JJᵀ",
+                             "density ρ(λ)", legend="top-right")
+        self.universal_lines = {kind: plots.theory_line(un, UNIVERSAL_NAMES[kind], 1 if kind == "bernoulli" else 0)
+                                for kind in spec.UNIVERSALITY_CLASSES}
+        self.universal_atom = plots.theory_line(un, "Bernoulli point mass", 1, dash=True)
+        un.getPlotItem().setRange(xRange=(0.0, UNIVERSAL_X[-1]), yRange=(0.0, UNIVERSAL_TOP), padding=0)
+        self.add_plot("universality", un, 2, 2)
+
+        for key in ("moments_gaussian", "moments_orthogonal", "singular_values", "isometry"):
+            _readable_log_ticks(self.plots[key], "bottom")
+        for key in ("moments_gaussian", "moments_orthogonal", "singular_values"):
+            _readable_log_ticks(self.plots[key], "left")
+        _readable_log_ticks(self.plots["spectrum"], "bottom")
+        for col in range(3):
+            self.grid.setColumnStretch(col, 1)
+        for row in range(3):
+            self.grid.setRowStretch(row, 1)
+
+        self.critical_button = self.add_button(
+            "Set critical σ_w (χ = 1)", self.set_critical,
+            "σ_w on the order-to-chaos line χ = σ_w² E[φ'(h)²] = 1 at the current φ and σ_b")
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setInterval(200)
+        self._progress_timer.timeout.connect(self._poll_progress)
+        for name in ("depth", "width"):
+            _refine_log_slider(self.controls.controls.get(name))
+
+    # -- parameter handling ---------------------------------------------------------------------
+    def update_visibility(self) -> None:
+        self.controls.set_visible("alpha", self.params.phi == "shifted_relu")
+
+    def set_critical(self) -> None:
+        """Put σ_w on the critical line; the search runs off the GUI thread (it takes ~0.1–0.5 s)."""
+        self.submit("critical", critical_job, self.params, on_result=self._critical_arrived,
+                    label="critical σ_w")
+
+    def _critical_arrived(self, r: Critical) -> None:
+        p = self.params
+        if _phi_key(r.params) != _phi_key(p) or r.params.sigma_b != p.sigma_b:
+            return  # φ or σ_b moved on while it ran
+        lo, hi = p.spec("sigma_w").lo, p.spec("sigma_w").hi
+        if r.sigma_w is None or not lo <= r.sigma_w <= hi:
+            reason = r.problem or f"it is σ_w = {r.sigma_w:.4g}, outside [{lo:g}, {hi:g}]"
+            self.show_notice(f"No critical σ_w to set for {p.activation()} at σ_b = {p.sigma_b:g}: {reason}.")
+            return
+        self.set_params(sigma_w=round(r.sigma_w, 6))
+        self.show_notice(f"σ_w = {r.sigma_w:.4f} puts {p.activation()} on the critical line χ = 1 "
+                         f"(σ_b = {p.sigma_b:g}).")
+
+    def schedule(self, changed: set[str]) -> None:
+        p = self.params
+        if "alpha" in changed and p.phi != "shifted_relu":
+            changed = changed - {"alpha"}  # α only shapes the shifted ReLU
+        if changed - {"xscale"}:
+            self.show_notice("")
+        if self._universality is None:
+            self.submit("universality", universality_job, on_result=self._draw_universality,
+                        label="universality classes")
+        self._title_universality()
+        self._ensure_depth_items(shown_depths(p.depth))
+        if changed & THEORY_KEYS:
+            self._theory_steps = (0, 1 + len(depth_schedule(p.depth)))
+            self.submit("theory", theory_job, p, on_partial=self._theory_arrived,
+                        on_result=self._theory_finished, label="theory (free probability)")
+        if changed & SIM_KEYS:
+            self._start_simulation(p)
+        self._draw_spectrum()
+        self._draw_moments()
+        self._draw_condition()
+        if not changed & SIM_KEYS and not changed & THEORY_KEYS:
+            self.mark_rendered()
+
+    def _start_simulation(self, p: SpectraParams) -> None:
+        if self._request is not None:
+            self._request.stop()
+        self._request = Request(p.depth, self.runner)
+        self._sims = {}
+        self.submit("simulation", simulation_job, p, self._request, on_partial=self._sim_arrived,
+                    on_result=lambda _last: self._poll_progress(), delay_ms=150,
+                    label=f"simulation (N = {p.width}, L = {p.depth})", device=_device_name())
+        self._progress_timer.start()
+
+    def cancel(self) -> None:
+        if self._request is not None:
+            self._request.stop()
+        super().cancel()
+
+    def show_error(self, text: str) -> None:
+        """An engine error: shown above the plots, which are cleared so no stale result stays up."""
+        super().show_error(text)
+        if text:
+            self._theory, self._sims, self._moments = {}, {}, None
+            self._draw_spectrum()
+            self._draw_moments()
+            self._draw_condition()
+
+    def _poll_progress(self) -> None:
+        parts = []
+        if self.runner.is_busy(f"{self.name}:simulation") and self._request is not None:
+            parts.append(self._request.fraction)
+        if self.runner.is_busy(f"{self.name}:theory"):
+            done, total = self._theory_steps
+            parts.append(done / total)
+        if parts:
+            self.set_progress(min(parts))
+        else:
+            self._progress_timer.stop()
+
+    # -- results --------------------------------------------------------------------------------
+    def _theory_arrived(self, r) -> None:
+        done, total = self._theory_steps
+        self._theory_steps = (done + 1, total)
+        if isinstance(r, MomentsTheory):
+            self._moments = r
+            wanted = set(depth_schedule(r.params.depth))
+            self._theory = {d: t for d, t in self._theory.items() if d in wanted}
+            self._draw_moments()
+        else:
+            self._theory[r.depth] = r
+            if r.depth in self._depth_items:
+                self._draw_spectrum()
+            self._draw_condition()
+        self.mark_rendered()
+
+    def _theory_finished(self, _last) -> None:
+        stale = [d for d, t in self._theory.items() if t.params != self.params]
+        for d in stale:
+            del self._theory[d]
+        if stale:
+            self._draw_spectrum()
+            self._draw_condition()
+            self.mark_rendered()
+
+    def _sim_arrived(self, s: SimStep) -> None:
+        if s.params != self.params:
+            return
+        self._sims[s.depth] = s
+        if s.depth in self._depth_items:
+            self._draw_spectrum()
+        self._draw_moments()
+        self._draw_condition()
+        self._poll_progress()
+        self.mark_rendered()
+
+    # -- the spectrum ---------------------------------------------------------------------------
+    def _ensure_depth_items(self, depths: list[int]) -> None:
+        if sorted(self._depth_items) == depths:
+            return
+        plot = self.plots["spectrum"]
+        legend = plot.getPlotItem().legend
+        for items in self._depth_items.values():
+            for item in (items.line, items.dots, *items.sticks):
+                plot.removeItem(item)
+                legend.removeItem(item)
+        self._depth_items = {}
+        for i, depth in enumerate(depths):
+            colour = depth_colour(i, len(depths))
+            line = plots.theory_line(plot, f"L = {depth}", colour)
+            dots, _ = plots.sim_dots(plot, None, colour, errors=False)
+            self._depth_items[depth] = DepthItems(line, dots, [])
+        self._spectrum_key = ()
+
+    def _draw_spectrum(self) -> None:
+        plot = self.plots["spectrum"]
+        log_x = self.params.xscale == "log"
+        if self._spectrum_key != (log_x,):
+            self._spectrum_key = (log_x,)
+            plot.getPlotItem().setLogMode(x=log_x, y=False)
+            y_label = "density of log₁₀ λ" if log_x else "density ρ(λ)"
+            _set_label(plot, "left", y_label)
+            legend = plot.getPlotItem().legend
+            corner = "top-left" if log_x else "top-right"
+            anchor = (0, 0) if log_x else (1, 0)
+            legend.anchor(itemPos=anchor, parentPos=anchor, offset=plots.LEGEND_OFFSETS[corner])
+        spans, tops, zero = [], [], 0.0
+        for depth, items in sorted(self._depth_items.items()):
+            theory, sim = self._theory.get(depth), self._sims.get(depth)
+            span, top = self._draw_depth(items, theory, sim, log_x)
+            if span is not None:
+                spans.append(span)
+            tops.append(top)
+            if theory is not None:
+                zero = max(zero, theory.zero_mass)
+                _rename(plot, items.line, _depth_label(depth, theory, sim))
+        y_top = 1.2 * max(tops + [0.0]) or 1.0
+        for items in self._depth_items.values():
+            for stick in items.sticks:
+                x, h = stick.eoc_atom
+                stick.setData([x, x], [0.0, h * 0.9 * y_top])
+        title = "Spectrum of JJᵀ, shallow → deep"
+        if zero > 0:
+            title = f"Spectrum of JJᵀ · point mass {zero:.0%} at λ = 0, not drawn"
+        _set_title(plot, title)
+        self._set_spectrum_range(spans, y_top, log_x)
+
+    def _draw_depth(self, items: DepthItems, theory: DepthTheory | None, sim: SimStep | None,
+                    log_x: bool) -> tuple[tuple[float, float] | None, float]:
+        """Draw one depth; its bulk (ln λ, low and high) and the tallest bin average."""
+        bulk: list[float] = []
+        atoms = theory.finite_atoms() if theory is not None else []
+        if theory is not None and theory.ell.size:
+            _set_curve(items.line, theory.ell, theory.density, log_x)
+            bulk += [_bulk_low(theory.ell, theory.density), theory.hi]
+        else:
+            items.line.setData([], [])
+        bulk += [loc for loc, _ in atoms]
+        self._draw_sticks(items, atoms)
+        top = 0.0
+        if sim is not None:
+            ell = sim.resolved()
+            for loc, _ in atoms:
+                ell = ell[np.abs(ell - loc) > ATOM_TOL]
+            edges = _bin_edges(ell, log_x)
+            centres, heights = _histogram(ell, edges, sim.ell.size, log_x)
+            items.dots.setData(10.0 ** centres if log_x else centres, heights)
+            if ell.size:
+                bulk += [float(np.quantile(ell, 0.002)), float(ell[-1])]
+            top = max(top, _peak(heights, log_x))
+        else:
+            items.dots.setData([], [])
+            edges = _bin_edges(theory.ell[theory.density > 0], log_x) if theory is not None else None
+        if theory is not None and edges is not None and edges.size > 1:
+            top = max(top, _peak(_bin_average(theory, edges, log_x), log_x))
+        return ((min(bulk), max(bulk)) if bulk else None), top
+
+    def _draw_sticks(self, items: DepthItems, atoms: list[tuple[float, float]]) -> None:
+        """Point masses as dashed sticks, height proportional to the mass (the legend gives it)."""
+        plot = self.plots["spectrum"]
+        while len(items.sticks) > len(atoms):
+            plot.removeItem(items.sticks.pop())
+        while len(items.sticks) < len(atoms):
+            items.sticks.append(plots.theory_line(plot, None, items.line.eoc_role[1], dash=True,
+                                                  width_scale=0.8))
+        for stick, (loc, mass) in zip(items.sticks, atoms, strict=True):
+            if abs(loc) / LN10 > MAX_DECADES:
+                stick.eoc_atom = (1.0, 0.0)
+                continue
+            stick.eoc_atom = (math.exp(loc), mass)
+
+    def _set_spectrum_range(self, spans: list, y_top: float, log_x: bool) -> None:
+        item = self.plots["spectrum"].getPlotItem()
+        if spans:
+            lo = min(s[0] for s in spans)
+            hi = max(s[1] for s in spans)
+            if log_x:
+                pad = 0.05 * max(hi - lo, 0.5)
+                lo, hi = (lo - pad) / LN10, (hi + pad) / LN10
+                lo, hi = max(lo, -MAX_DECADES), min(hi, MAX_DECADES)
+            else:
+                lo, hi = 0.0, 1.04 * math.exp(min(hi, MAX_DECADES * LN10))
+            item.setXRange(lo, hi, padding=0)
+        # head-room above the tallest bin for the legend
+        item.setYRange(0.0, y_top * 1.15, padding=0)
+
+    # -- moments and the condition of J ---------------------------------------------------------
+    def _draw_moments(self) -> None:
+        m = self._moments
+        for weights, items in self.moment_items.items():
+            if m is not None:
+                for key in ("mean", "var"):
+                    y = (m.log10_mean if key == "mean" else m.log10_var)[weights]
+                    ok = _plottable(y)
+                    items[key].setData(m.depths[ok], 10.0 ** y[ok])
+            else:
+                items["mean"].setData([], [])
+                items["var"].setData([], [])
+            sims = [s for _, s in sorted(self._sims.items()) if s.params.weights == weights]
+            for key, field in (("mean_sim", "log10_mean"), ("var_sim", "log10_var")):
+                y = np.array([getattr(s, field) for s in sims])
+                ok = _plottable(y)
+                items[key].setData(np.array([s.depth for s in sims])[ok], 10.0 ** y[ok])
+            _set_title(self.plots[f"moments_{weights}"], _moments_title(weights, weights == self.params.weights))
+            _fit_log_y(self.plots[f"moments_{weights}"], [i.getOriginalDataset()[1] for i in items.values()])
+
+    def _draw_condition(self) -> None:
+        """σ_max, σ_min and the share in [½, 2] through depth. The theory lines are the classical
+        locations of the largest and smallest of N eigenvalues (the law's 1 − ½/N and ½/N quantiles),
+        which is what a width-N net shows; dashed, the N → ∞ edges of the support."""
+        theories = [t for _, t in sorted(self._theory.items())]
+        depths = np.array([t.depth for t in theories], float)
+        n = self.params.width
+        for line, edge, q, ends in ((self.sigma_max_line, self.sigma_max_edge, 1 - 0.5 / n,
+                                     [t.hi for t in theories]),
+                                    (self.sigma_min_line, self.sigma_min_edge, 0.5 / n,
+                                     [t.lo for t in theories])):
+            y = np.array([classical_location(t, q) for t in theories]) / (2 * LN10)
+            ok = _plottable(y)
+            line.setData(depths[ok], 10.0 ** y[ok])
+            y = np.array(ends) / (2 * LN10)
+            ok = _plottable(y)
+            edge.setData(depths[ok], 10.0 ** y[ok])
+        self.iso_line.setData(depths, np.array([t.iso for t in theories]))
+        sims = [s for _, s in sorted(self._sims.items())]
+        sd = np.array([s.depth for s in sims], float)
+        for dots, field in ((self.sigma_max_dots, "log10_sigma_max"), (self.sigma_min_dots, "log10_sigma_min")):
+            y = np.array([getattr(s, field) for s in sims])
+            ok = _plottable(y)
+            dots.setData(sd[ok], 10.0 ** y[ok])
+        self.iso_dots.setData(sd, np.array([s.iso for s in sims]))
+        x_end = max(self.params.depth, 2)
+        for line, level in zip(self.band, (0.5, 2.0), strict=True):
+            line.setData([1.0, x_end], [level, level])
+        _fit_log_y(self.plots["singular_values"],
+                   [i.getOriginalDataset()[1] for i in (self.sigma_max_line, self.sigma_min_line, self.sigma_max_edge,
+                                                        self.sigma_min_edge, self.sigma_max_dots,
+                                                        self.sigma_min_dots)] + [[0.5, 2.0]])
+
+    # -- universality ---------------------------------------------------------------------------
+    def _draw_universality(self, u: Universality) -> None:
+        self._universality = u
+        for kind, line in self.universal_lines.items():
+            line.setData(u.x, np.minimum(u.density[kind], 10 * UNIVERSAL_TOP))
+        (where, mass), = u.atoms["bernoulli"] or ((0.0, 0.0),)
+        self.universal_atom.setData([where, where], [0.0, 0.9 * UNIVERSAL_TOP * mass])
+        _rename(self.plots["universality"], self.universal_atom, f"its point mass, {mass:.0%}")
+        self.mark_rendered()
+
+    def _title_universality(self) -> None:
+        """Point at the class of the current φ in the legend (linear φ belongs to neither)."""
+        act = self.params.activation()
+        plot = self.plots["universality"]
+        for kind, line in self.universal_lines.items():
+            here = act.name != "linear" and act.bernoulli == (kind == "bernoulli")
+            name = UNIVERSAL_NAMES[kind] + (f" ← {PHI_LABELS[act.name]}" if here else "")
+            _rename(plot, line, name)
+
+
+# -- drawing helpers ------------------------------------------------------------------------------
+
+def _refine_log_slider(control) -> None:
+    """Give an integer log-scale slider 100 steps a decade.
+
+    app.controls maps an int field with scale="log" onto a QSlider over int(log₁₀ lo) … int(log₁₀ hi),
+    i.e. four positions (1, 10, 100, 1000) for depth and width; until it is fixed there, this panel
+    re-maps its own two sliders. Does nothing once the shared control has a finer slider.
+    """
+    slider = getattr(control, "slider", None)
+    if not isinstance(slider, QSlider) or slider.maximum() - slider.minimum() > 50:
+        return
+    s = control.spec
+
+    def to_slider(value):
+        return 100.0 * math.log10(value)
+
+    def from_slider(pos):
+        return int(min(max(round(10.0 ** (pos / 100.0)), s.lo), s.hi))
+
+    control._to_slider, control._from_slider = to_slider, from_slider
+    slider.blockSignals(True)
+    slider.setRange(round(to_slider(s.lo)), round(to_slider(s.hi)))
+    slider.blockSignals(False)
+
+
+def classical_location(t: DepthTheory, q: float) -> float:
+    """ln λ where the theory law's CDF reaches q (NaN below the drawn range: 0 or under the floor)."""
+    finite = t.finite_atoms()
+    if not t.ell.size:
+        locs = sorted(finite)
+        if not locs:
+            return math.nan
+        cdf = t.below + np.cumsum([m for _, m in locs])
+        return locs[min(int(np.searchsorted(cdf, q)), len(locs) - 1)][0]
+    cdf = t.below + _cumulative(t.ell, t.density)
+    for loc, mass in finite:
+        cdf = cdf + mass * (t.ell >= loc)
+    if q <= t.below:
+        return math.nan
+    k = int(np.searchsorted(cdf, q))
+    if k == 0:
+        return float(t.ell[0])
+    if k >= cdf.size:
+        return t.hi
+    a, b = cdf[k - 1], cdf[k]
+    w = (q - a) / (b - a) if b > a else 1.0
+    return float(t.ell[k - 1] + w * (t.ell[k] - t.ell[k - 1]))
+
+
+def _moments_title(weights: str, simulated: bool) -> str:
+    name = "Gaussian" if weights == "gaussian" else "orthogonal"
+    return f"Moments · {name} W" + ("" if simulated else " (theory)")
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _tick_text(k: int, m: int) -> str:
+    """m × 10^k as a lecture hall reads it: 0.02, 5, 300; 10⁻⁵ and 2·10⁶ beyond that."""
+    if -3 <= k <= 3:
+        return f"{m * 10.0 ** k:.{max(0, -k)}f}"
+    power = "10" + str(k).translate(_SUPERSCRIPT)
+    return power if m == 1 else f"{m}·{power}"
+
+
+def log_ticks(lo: float, hi: float) -> list:
+    """Ticks for a log axis showing log₁₀ values lo … hi: at most ~8 labelled decades; 2 and 5 (and 3)
+    labelled too on short ranges, where pyqtgraph's own labels of 2 … 9 pile up."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [[], []]
+    span = hi - lo
+    step = max(1, math.ceil(span / 8))
+    labelled = (1, 2, 3, 5) if span < 1.0 else (1, 2, 5) if span < 2.5 else (1,)
+    major, minor = [], []
+    for k in range(math.floor(lo), math.ceil(hi) + 1):
+        for m in range(1, 10):
+            v = k + math.log10(m)
+            if not lo <= v <= hi:
+                continue
+            if m == 1 and k % step == 0 or m in labelled and m > 1:
+                major.append((v, _tick_text(k, m)))
+            elif span < 6:
+                minor.append((v, ""))
+    return [major, minor]
+
+
+def _readable_log_ticks(plot, axis_name: str) -> None:
+    """Re-tick a log axis on every range change (linear axes keep pyqtgraph's own ticks)."""
+    item = plot.getPlotItem()
+    axis = item.getAxis(axis_name)
+    index = 0 if axis_name == "bottom" else 1
+
+    def update(*_):
+        if axis.logMode:
+            axis.setTicks(log_ticks(*item.getViewBox().viewRange()[index]))
+        else:
+            axis.setTicks(None)
+
+    item.getViewBox().sigRangeChanged.connect(update)
+    update()
+
+
+def _fit_log_y(plot, series: list, room: float = 0.4) -> None:
+    """Fit a log y axis to the data, leaving the top ``room`` of the height free for the legend."""
+    values = [np.log10(np.asarray(y, float)) for y in series if y is not None and len(y)]
+    values = [v[np.isfinite(v)] for v in values]
+    values = np.concatenate(values) if values else np.zeros(0)
+    if not values.size:
+        return
+    lo, hi = float(values.min()), float(values.max())
+    span = max(hi - lo, 1.0)
+    lo -= 0.05 * span
+    plot.getPlotItem().setYRange(lo, lo + (hi + 0.05 * span - lo) / (1.0 - room), padding=0)
+
+
+def _phi_key(p: SpectraParams) -> tuple:
+    """What fixes φ: its name, and α for the shifted ReLU."""
+    return (p.phi, p.alpha) if p.phi == "shifted_relu" else (p.phi,)
+
+
+def _set_title(plot, text: str) -> None:
+    """A plot title that survives theme and presentation switches (plots._apply reads eoc_title)."""
+    item = plot.getPlotItem()
+    item.eoc_title = text
+    fg = plots.THEMES[plots.style()["theme"]]["foreground"]
+    item.setTitle(text, color=fg, size=f"{plots.sizes()['title']}pt")
+
+
+def _set_label(plot, axis: str, text: str) -> None:
+    fg = plots.THEMES[plots.style()["theme"]]["foreground"]
+    plot.getPlotItem().setLabel(axis, text, color=fg, **{"font-size": f"{plots.sizes()['label']}pt"})
+
+
+def _rename(plot, item, text: str) -> None:
+    label = plot.getPlotItem().legend.getLabel(item)
+    if label is not None and label.text != text:
+        label.setText(text)
+
+
+def _depth_label(depth: int, theory: DepthTheory, sim: SimStep | None) -> str:
+    """'L = 16', with its point masses away from 0 and the mass below the drawn range."""
+    parts = [f"L = {depth}"]
+    for loc, mass in theory.finite_atoms():
+        if mass >= 0.005:
+            text = f"{mass:.0%} at λ = {math.exp(loc):.3g}" if abs(loc) < 690 else f"{mass:.0%} atom"
+            if sim is not None:
+                text += f" (sim {np.mean(np.abs(sim.ell - loc) <= ATOM_TOL):.0%})"
+            parts.append(text)
+    hidden = theory.below - theory.zero_mass
+    if hidden >= 0.01:
+        parts.append(f"{hidden:.0%} below 10<sup>−{FLOOR_DECADES}</sup> λ<sub>max</sub>")
+    return " · ".join(parts)
+
+
+def _set_curve(item, ell: np.ndarray, density: np.ndarray, log_x: bool) -> None:
+    """The theory density of ln λ drawn as the density of log₁₀ λ (log x) or of λ (linear x)."""
+    keep = _plottable(ell / LN10)
+    ell, density = ell[keep], density[keep]
+    lam = np.exp(ell)
+    item.setData(lam, density * LN10 if log_x else density / lam)
+
+
+def _bulk_low(ell: np.ndarray, density: np.ndarray) -> float:
+    """ln λ below which only 0.2 % of the drawn theory mass lies (a long thin tail is not shown)."""
+    cum = _cumulative(ell, density)
+    if cum[-1] <= 0:
+        return float(ell[0])
+    return float(np.interp(0.002 * cum[-1], cum, ell))
+
+
+def _to_u(ell, log_x: bool):
+    """ln λ in the spectrum plot's own coordinate: log₁₀ λ (log x) or λ (linear x)."""
+    with np.errstate(over="ignore"):
+        return np.asarray(ell) / LN10 if log_x else np.exp(ell)
+
+
+def _bin_edges(ell: np.ndarray, log_x: bool) -> np.ndarray | None:
+    """Histogram bin edges (plot coordinate) for eigenvalues ``ell`` (ln λ): ~1.2 √N bins, 10 to 48,
+    over the bulk (log x: from the 0.2 % quantile up; linear x: from 0 up)."""
+    ell = ell[np.isfinite(ell)]
+    if ell.size < 2 or abs(ell.max()) / LN10 > MAX_DECADES:
+        return None
+    n = int(np.clip(round(1.2 * math.sqrt(ell.size)), 10, 48))
+    hi = float(_to_u(ell.max(), log_x))
+    lo = float(_to_u(np.quantile(ell, 0.002), log_x)) if log_x else 0.0
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi + 1e-9 * max(1.0, abs(hi)), n + 1)
+
+
+def _histogram(ell: np.ndarray, edges: np.ndarray | None, total: int, log_x: bool) -> tuple:
+    """Bin centres (plot coordinate) and densities normalised by all ``total`` eigenvalues, so that
+    the dots integrate to the share they hold, as the theory density does."""
+    if edges is None:
+        return np.zeros(0), np.zeros(0)
+    counts, _ = np.histogram(_to_u(ell, log_x), bins=edges)
+    return 0.5 * (edges[1:] + edges[:-1]), counts / (total * np.diff(edges))
+
+
+def _bin_average(theory: DepthTheory, edges: np.ndarray, log_x: bool) -> np.ndarray:
+    """The theory density averaged over each bin: what a histogram dot should show."""
+    if theory.ell.size < 2:
+        return np.zeros(edges.size - 1)
+    cum = _cumulative(theory.ell, theory.density)
+    with np.errstate(divide="ignore"):
+        ell_edges = edges * LN10 if log_x else np.log(np.maximum(edges, 0.0))
+    mass = np.diff(np.interp(ell_edges, theory.ell, cum, left=0.0, right=cum[-1]))
+    return mass / np.diff(edges)
+
+
+def _peak(heights: np.ndarray, log_x: bool) -> float:
+    """The tallest bin; on a linear axis the bin at λ = 0 is left out, where ρ may diverge."""
+    h = heights[1:] if not log_x else heights
+    h = h[np.isfinite(h)]
+    return float(h.max()) if h.size else 0.0
