@@ -25,10 +25,10 @@ Conventions
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-import threading
 from functools import lru_cache
 
 import numpy as np
