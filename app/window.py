@@ -109,7 +109,7 @@ class MainWindow(QMainWindow):
         self._action(file, "Open se&ssion…", lambda: self.open_session(), "Ctrl+Shift+O")
         self._action(file, "Save session…", lambda: self.save_session(), "Ctrl+Shift+S")
         file.addSeparator()
-        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._action(file, "&Quit", self.close, "Ctrl+Q")
 
         self.presets_menu = bar.addMenu("&Presets")
 
