@@ -286,7 +286,7 @@ class PropagationPanel(Panel):
         levels = (-3.0, 3.0) if r.params.heatmap == "log_chi1" else (-1.0, 3.0)
         self.colorbar.setLevels(levels)
         self.colorbar.setColorMap(pg.colormap.get("CET-D1" if r.params.heatmap == "log_chi1" else "viridis"))
-        self.colorbar.axis.setLabel(r.label)
+        self.colorbar.axis.setLabel(r.label, **plots.label_style())
         ok = np.isfinite(r.critical_w)
         self.critical.setData(r.critical_w[ok], SIGMA_B_GRID[ok])
         self.mark_rendered()
@@ -345,7 +345,7 @@ class PropagationPanel(Panel):
                                        (self.hist_grad, r.grad_var, self.hist_plots[1])):
             peaks = [_gaussian_line(store[layer][0], variances[layer]) for layer in hist_layers(r.params.depth)]
             # Head-room above the tallest curve keeps the legend off the data.
-            plot.getPlotItem().setYRange(0.0, 1.6 * max(peaks + [1e-12]), padding=0)
+            plot.getPlotItem().setYRange(0.0, 2.0 * max(peaks + [1e-12]), padding=0)
 
     def _draw_simulation(self, sim: prop.Simulation | prop.Progress) -> None:
         if isinstance(sim, prop.Progress):
