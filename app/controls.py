@@ -80,10 +80,11 @@ class NumberControl(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.slider = None
         if spec.lo is not None and spec.hi is not None and (spec.kind is float or spec.hi - spec.lo <= 5000):
-            self.slider = QDoubleSlider(Qt.Orientation.Horizontal) if spec.kind is float \
+            continuous = spec.kind is float or spec.scale == "log"
+            self.slider = QDoubleSlider(Qt.Orientation.Horizontal) if continuous \
                 else QSlider(Qt.Orientation.Horizontal)
             lo, hi = self._to_slider(spec.lo), self._to_slider(spec.hi)
-            if spec.kind is float:
+            if continuous:
                 self.slider.setRange(lo, hi)
                 self.slider.setSingleStep((hi - lo) / SLIDER_STEPS)
             else:
@@ -133,7 +134,7 @@ class NumberControl(QWidget):
         if self.slider is not None:
             with signals_blocked(self.slider):
                 pos = self._to_slider(value)
-                self.slider.setValue(int(round(pos)) if self.spec.kind is int else pos)
+                self.slider.setValue(pos if isinstance(self.slider, QDoubleSlider) else int(round(pos)))
 
 
 class ChoiceControl(QComboBox):

@@ -54,10 +54,20 @@ def depth_schedule(depth: int) -> list[int]:
 
 
 def shown_depths(depth: int) -> list[int]:
-    """Up to five of the reported depths, spread evenly in log depth, always the deepest."""
+    """Up to five of the reported depths, spread evenly in log depth, always the deepest. From L = 8 on,
+    L = 1 is left out: its law is that of φ'(h)² itself, often a tall spike that would flatten every
+    deeper curve on the common axis."""
     sched = depth_schedule(depth)
+    if depth >= 8:
+        sched = sched[1:]
     picks = np.unique(np.round(np.linspace(0, len(sched) - 1, min(len(sched), MAX_SHOWN))).astype(int))
     return [sched[i] for i in picks]
+
+
+def theory_depths(depth: int) -> list[int]:
+    """The depths the theory is drawn at through depth: the reported ones, and L = 2 when L = 1 (a line
+    needs two points)."""
+    return depth_schedule(max(depth, 2))
 
 
 def depth_colour(index: int, count: int) -> int:
@@ -80,10 +90,10 @@ def theory_grid(lo: float, hi: float) -> np.ndarray:
     width = hi - bottom
     if not width > 0.0:
         return np.zeros(0)
-    crowd = np.geomspace(1e-7, 0.3, 30) * width
+    crowd = np.geomspace(1e-7, 0.3, 28) * width
     pad = 0.03 * width
-    linear = hi + np.log(np.linspace(0.0, 1.0, 61)[1:])
-    parts = [np.linspace(bottom, hi, 180), hi - crowd, [hi + pad], linear[linear > bottom]]
+    linear = hi + np.log(np.linspace(0.0, 1.0, 49)[1:])
+    parts = [np.linspace(bottom, hi, 150), hi - crowd, [hi + pad], linear[linear > bottom]]
     if math.isfinite(lo) and lo >= bottom:
         parts += [lo + crowd, [lo - pad]]
     return np.unique(np.concatenate(parts))
@@ -137,8 +147,9 @@ class DepthTheory:
 
 
 def moments_theory(p: SpectraParams) -> MomentsTheory:
+    """χᴸ and L(μ₂/μ₁² − 1 − s₁)χ^{2L} (PSG 2017) for L = 1 … depth, Gaussian and orthogonal W."""
     act = p.activation()
-    depths = np.arange(1, p.depth + 1)
+    depths = np.arange(1, max(p.depth, 2) + 1)
     mean, var = {}, {}
     for weights in spec.WEIGHTS:
         rows = [spec.theory_moments(act, p.sigma_w, p.sigma_b, int(d), weights) for d in depths]
@@ -148,6 +159,7 @@ def moments_theory(p: SpectraParams) -> MomentsTheory:
 
 
 def depth_theory(p: SpectraParams, depth: int) -> DepthTheory:
+    """The theory law at ``depth`` on :func:`theory_grid`, with its atoms, edges and summaries."""
     act = p.activation()
     args = (act, p.sigma_w, p.sigma_b, depth, p.weights)
     lo, hi = spec.theory_edges(*args, log=True)
@@ -167,7 +179,7 @@ def theory_job(p: SpectraParams):
     """Moments at once, then the density at the shown depths, then at the other reported depths."""
     yield moments_theory(p)
     shown = shown_depths(p.depth)
-    for depth in shown + [d for d in depth_schedule(p.depth) if d not in shown]:
+    for depth in shown + [d for d in theory_depths(p.depth) if d not in shown]:
         yield depth_theory(p, depth)
 
 
@@ -181,6 +193,7 @@ class SimStep:
     log10_mean: float
     log10_var: float
     iso: float
+    device: str = ""   # where it ran; the runner puts it in the status bar
 
     @property
     def top(self) -> float:
@@ -200,11 +213,12 @@ class SimStep:
         return self.ell[0] / (2 * LN10) if self.ell[0] >= self.top - LN_FLOOR else math.nan
 
 
-def sim_step(p: SpectraParams, depth: int, ell: np.ndarray) -> SimStep:
+def sim_step(p: SpectraParams, depth: int, ell: np.ndarray, device: str = "") -> SimStep:
+    """Summaries of one simulated spectrum (ln λ), in logs so that χᴸ far outside float64 is fine."""
     ell = np.sort(np.asarray(ell, float))
     top = ell[-1]
     if not math.isfinite(top):  # J is exactly zero (or overflowed): nothing to summarise
-        return SimStep(p, depth, ell, -math.inf, -math.inf, 0.0)
+        return SimStep(p, depth, ell, -math.inf, -math.inf, 0.0, device)
     with np.errstate(under="ignore"):
         x = np.exp(ell - top)
     mean = x.mean()
@@ -213,7 +227,7 @@ def sim_step(p: SpectraParams, depth: int, ell: np.ndarray) -> SimStep:
         log10_mean = (math.log(mean) + top) / LN10 if mean > 0 else -math.inf
         log10_var = (math.log(var) + 2 * top) / LN10 if var > 0 else -math.inf
     iso = float(np.mean((ell >= ISO_LN[0]) & (ell <= ISO_LN[1])))
-    return SimStep(p, depth, ell, log10_mean, log10_var, iso)
+    return SimStep(p, depth, ell, log10_mean, log10_var, iso, device)
 
 
 class Request:
@@ -261,20 +275,27 @@ def watched(act: Activation, request: Request) -> Activation:
 
 
 def simulation_job(p: SpectraParams, request: Request):
+    """Spectra of one real torch network at depths 1, 2, 4, …, L, as the engine reaches them."""
+    from core import device
+
     act = watched(p.activation(), request)
+    where = device.describe()
     for depth, ell in spec.jacobian_spectra(act, p.sigma_w, p.sigma_b, p.depth, p.width, p.weights,
                                             p.seed, depths=depth_schedule(p.depth), log=True):
-        yield sim_step(p, depth, ell)
+        yield sim_step(p, depth, ell, where)
 
 
 @dataclass(frozen=True)
 class Universality:
+    """The L → ∞ densities of the two classes at σ₀² = ¼ on UNIVERSAL_X, and their atoms (λ, mass)."""
+
     x: np.ndarray
     density: dict[str, np.ndarray]
     atoms: dict[str, tuple[tuple[float, float], ...]]
 
 
 def universality_job() -> Universality:
+    """Pennington et al. 2018: the Bernoulli and smooth classes' limiting laws at σ₀² = ¼."""
     dens, atoms = {}, {}
     for kind in spec.UNIVERSALITY_CLASSES:
         dens[kind] = spec.universality_density(UNIVERSAL_X, kind, SIGMA0_SQ)
@@ -284,12 +305,15 @@ def universality_job() -> Universality:
 
 @dataclass(frozen=True)
 class Critical:
+    """σ_w on the critical line for ``params``' φ and σ_b, or None and why not."""
+
     params: SpectraParams
     sigma_w: float | None
     problem: str = ""
 
 
 def critical_job(p: SpectraParams) -> Critical:
+    """The search for χ = 1 (0.1–0.5 s: too slow for the GUI thread)."""
     try:
         return Critical(p, float(spec.critical_sigma_w(p.activation(), p.sigma_b)))
     except ValueError as err:
@@ -305,16 +329,6 @@ def _plottable(log10_values) -> np.ndarray:
     """Mask of values that fit a float64 plot (finite, within 10^±300)."""
     v = np.asarray(log10_values, float)
     return np.isfinite(v) & (np.abs(v) <= MAX_DECADES)
-
-
-def _device_name() -> str:
-    import sys
-
-    if "torch" not in sys.modules:
-        return ""
-    from core import device
-
-    return device.describe()
 
 
 # -- the panel ------------------------------------------------------------------------------------
@@ -355,12 +369,12 @@ class SpectraPanel(Panel):
         self._request: Request | None = None
         self._theory_steps = (0, 1)
         self._depth_items: dict[int, DepthItems] = {}
-        self._spectrum_key: tuple = ()
+        self._log_x_drawn: tuple = ()
         self._universality: Universality | None = None
 
         sp = plots.make_plot("Spectrum of JJᵀ", "eigenvalue λ of JJᵀ", "density", legend="top-left")
         sp.getPlotItem().legend.setColumnCount(2)
-        self.spectrum_key = plots.legend_key(sp, "lines: theory", "dots: simulation")
+        plots.legend_key(sp, "lines: theory", "dots: simulation")
         self.add_plot("spectrum", sp, 0, 0, 2, 2)
 
         self.moment_items = {}
@@ -371,22 +385,26 @@ class SpectraPanel(Panel):
             plots.legend_key(mp, "theory", "simulation")
             items = {"mean": plots.theory_line(mp, "mean E[λ] = χᴸ", 0),
                      "var": plots.theory_line(mp, "variance", 1),
-                     "mean_sim": plots.sim_dots(mp, None, 0, errors=False)[0],
-                     "var_sim": plots.sim_dots(mp, None, 1, errors=False)[0]}
+                     "mean_sim": _csv_name(plots.sim_dots(mp, None, 0, errors=False)[0], "mean (simulation)"),
+                     "var_sim": _csv_name(plots.sim_dots(mp, None, 1, errors=False)[0], "variance (simulation)")}
             self.moment_items[weights] = items
             self.add_plot(f"moments_{weights}", mp, 2, col)
 
         sv = plots.make_plot("Extreme singular values", "depth L", "singular value σ of J",
                              log_x=True, log_y=True, legend="top-left")
         sv.getPlotItem().legend.setColumnCount(2)
-        self.sigma_key = plots.legend_key(sv, "theory", "simulation")
+        plots.legend_key(sv, "theory", "simulation")
         self.sigma_max_line = plots.theory_line(sv, "σ<sub>max</sub>", 1)
         self.sigma_min_line = plots.theory_line(sv, "σ<sub>min</sub>", 0)
         self.sigma_max_edge = plots.theory_line(sv, "edge, N → ∞", 1, dash=True, width_scale=0.6)
-        self.sigma_min_edge = plots.theory_line(sv, None, 0, dash=True, width_scale=0.6)
-        self.sigma_max_dots, _ = plots.sim_dots(sv, None, 1, errors=False)
-        self.sigma_min_dots, _ = plots.sim_dots(sv, None, 0, errors=False)
-        self.band = (plots.reference_line(sv, None), plots.reference_line(sv, None))
+        self.sigma_min_edge = _csv_name(plots.theory_line(sv, None, 0, dash=True, width_scale=0.6), "σ_min edge")
+        _csv_name(self.sigma_max_edge, "σ_max edge")
+        _csv_name(self.sigma_max_line, "σ_max (theory)")
+        _csv_name(self.sigma_min_line, "σ_min (theory)")
+        self.sigma_max_dots = _csv_name(plots.sim_dots(sv, None, 1, errors=False)[0], "σ_max (simulation)")
+        self.sigma_min_dots = _csv_name(plots.sim_dots(sv, None, 0, errors=False)[0], "σ_min (simulation)")
+        self.band = (_csv_name(plots.reference_line(sv, None), "σ = 1/2"),
+                     _csv_name(plots.reference_line(sv, None), "σ = 2"))
         self.add_plot("singular_values", sv, 0, 2)
 
         fr = plots.make_plot("Share of σ in [½, 2]", "depth L", "fraction of singular values",
@@ -457,7 +475,7 @@ class SpectraPanel(Panel):
         self._title_universality()
         self._ensure_depth_items(shown_depths(p.depth))
         if changed & THEORY_KEYS:
-            self._theory_steps = (0, 1 + len(depth_schedule(p.depth)))
+            self._theory_steps = (0, 1 + len(theory_depths(p.depth)))
             self.submit("theory", theory_job, p, on_partial=self._theory_arrived,
                         on_result=self._theory_finished, label="theory (free probability)")
         if changed & SIM_KEYS:
@@ -475,7 +493,7 @@ class SpectraPanel(Panel):
         self._sims = {}
         self.submit("simulation", simulation_job, p, self._request, on_partial=self._sim_arrived,
                     on_result=lambda _last: self._poll_progress(), delay_ms=150,
-                    label=f"simulation (N = {p.width}, L = {p.depth})", device=_device_name())
+                    label=f"simulation (N = {p.width}, L = {p.depth})")
         self._progress_timer.start()
 
     def cancel(self) -> None:
@@ -510,7 +528,7 @@ class SpectraPanel(Panel):
         self._theory_steps = (done + 1, total)
         if isinstance(r, MomentsTheory):
             self._moments = r
-            wanted = set(depth_schedule(r.params.depth))
+            wanted = set(theory_depths(r.params.depth))
             self._theory = {d: t for d, t in self._theory.items() if d in wanted}
             self._draw_moments()
         else:
@@ -521,7 +539,7 @@ class SpectraPanel(Panel):
         self.mark_rendered()
 
     def _theory_finished(self, _last) -> None:
-        stale = [d for d, t in self._theory.items() if t.params != self.params]
+        stale = [d for d, t in self._theory.items() if not _same(t.params, self.params, THEORY_KEYS)]
         for d in stale:
             del self._theory[d]
         if stale:
@@ -530,7 +548,7 @@ class SpectraPanel(Panel):
             self.mark_rendered()
 
     def _sim_arrived(self, s: SimStep) -> None:
-        if s.params != self.params:
+        if not _same(s.params, self.params, SIM_KEYS):
             return
         self._sims[s.depth] = s
         if s.depth in self._depth_items:
@@ -556,13 +574,13 @@ class SpectraPanel(Panel):
             line = plots.theory_line(plot, f"L = {depth}", colour)
             dots, _ = plots.sim_dots(plot, None, colour, errors=False)
             self._depth_items[depth] = DepthItems(line, dots, [])
-        self._spectrum_key = ()
+        self._log_x_drawn = ()
 
     def _draw_spectrum(self) -> None:
         plot = self.plots["spectrum"]
         log_x = self.params.xscale == "log"
-        if self._spectrum_key != (log_x,):
-            self._spectrum_key = (log_x,)
+        if self._log_x_drawn != (log_x,):
+            self._log_x_drawn = (log_x,)
             plot.getPlotItem().setLogMode(x=log_x, y=False)
             y_label = "density of log₁₀ λ" if log_x else "density ρ(λ)"
             _set_label(plot, "left", y_label)
@@ -573,7 +591,7 @@ class SpectraPanel(Panel):
         spans, tops, zero = [], [], 0.0
         for depth, items in sorted(self._depth_items.items()):
             theory, sim = self._theory.get(depth), self._sims.get(depth)
-            span, top = self._draw_depth(items, theory, sim, log_x)
+            span, top = self._draw_depth(depth, items, theory, sim, log_x)
             if span is not None:
                 spans.append(span)
             tops.append(top)
@@ -585,27 +603,32 @@ class SpectraPanel(Panel):
             for stick in items.sticks:
                 x, h = stick.eoc_atom
                 stick.setData([x, x], [0.0, h * 0.9 * y_top])
-        title = "Spectrum of JJᵀ, shallow → deep"
+        title = "Spectrum of JJᵀ, shallow → deep" if len(self._depth_items) > 1 else "Spectrum of JJᵀ"
         if zero > 0:
-            title = f"Spectrum of JJᵀ · point mass {zero:.0%} at λ = 0, not drawn"
+            title = f"Spectrum of JJᵀ · point mass {_percent(zero)} at λ = 0, not drawn"
         _set_title(plot, title)
         self._set_spectrum_range(spans, y_top, log_x)
 
-    def _draw_depth(self, items: DepthItems, theory: DepthTheory | None, sim: SimStep | None,
+    def _draw_depth(self, depth: int, items: DepthItems, theory: DepthTheory | None, sim: SimStep | None,
                     log_x: bool) -> tuple[tuple[float, float] | None, float]:
         """Draw one depth; its bulk (ln λ, low and high) and the tallest bin average."""
+        what = "density of log10 λ" if log_x else "density ρ(λ)"
+        _csv_name(items.line, f"L = {depth} theory {what}")
+        _csv_name(items.dots, f"L = {depth} simulation {what}")
         bulk: list[float] = []
         atoms = theory.finite_atoms() if theory is not None else []
-        if theory is not None and theory.ell.size:
+        continuous = theory is not None and theory.ell.size > 1 and theory.density.any()
+        if continuous:
             _set_curve(items.line, theory.ell, theory.density, log_x)
             bulk += [_bulk_low(theory.ell, theory.density), theory.hi]
         else:
             items.line.setData([], [])
         bulk += [loc for loc, _ in atoms]
-        self._draw_sticks(items, atoms)
-        top = 0.0
+        self._draw_sticks(depth, items, atoms)
+        top, edges = 0.0, None
         if sim is not None:
             ell = sim.resolved()
+            ell = ell[np.isfinite(ell)]
             for loc, _ in atoms:
                 ell = ell[np.abs(ell - loc) > ATOM_TOL]
             edges = _bin_edges(ell, log_x)
@@ -613,15 +636,18 @@ class SpectraPanel(Panel):
             items.dots.setData(10.0 ** centres if log_x else centres, heights)
             if ell.size:
                 bulk += [float(np.quantile(ell, 0.002)), float(ell[-1])]
-            top = max(top, _peak(heights, log_x))
+            top = _peak(heights, log_x)
         else:
             items.dots.setData([], [])
-            edges = _bin_edges(theory.ell[theory.density > 0], log_x) if theory is not None else None
-        if theory is not None and edges is not None and edges.size > 1:
-            top = max(top, _peak(_bin_average(theory, edges, log_x), log_x))
+        if continuous:
+            if edges is None:
+                edges = _bin_edges(theory.ell[theory.density > 0], log_x)
+            if edges is not None:
+                top = max(top, _peak(_bin_average(theory, edges, log_x), log_x))
+        bulk = [b for b in bulk if math.isfinite(b)]
         return ((min(bulk), max(bulk)) if bulk else None), top
 
-    def _draw_sticks(self, items: DepthItems, atoms: list[tuple[float, float]]) -> None:
+    def _draw_sticks(self, depth: int, items: DepthItems, atoms: list[tuple[float, float]]) -> None:
         """Point masses as dashed sticks, height proportional to the mass (the legend gives it)."""
         plot = self.plots["spectrum"]
         while len(items.sticks) > len(atoms):
@@ -630,6 +656,7 @@ class SpectraPanel(Panel):
             items.sticks.append(plots.theory_line(plot, None, items.line.eoc_role[1], dash=True,
                                                   width_scale=0.8))
         for stick, (loc, mass) in zip(items.sticks, atoms, strict=True):
+            _csv_name(stick, f"L = {depth} point mass {mass:.4g}")
             if abs(loc) / LN10 > MAX_DECADES:
                 stick.eoc_atom = (1.0, 0.0)
                 continue
@@ -701,16 +728,16 @@ class SpectraPanel(Panel):
         _fit_log_y(self.plots["singular_values"],
                    [i.getOriginalDataset()[1] for i in (self.sigma_max_line, self.sigma_min_line, self.sigma_max_edge,
                                                         self.sigma_min_edge, self.sigma_max_dots,
-                                                        self.sigma_min_dots)] + [[0.5, 2.0]])
+                                                        self.sigma_min_dots)] + [[0.5, 2.0]], room=0.45)
 
     # -- universality ---------------------------------------------------------------------------
     def _draw_universality(self, u: Universality) -> None:
         self._universality = u
         for kind, line in self.universal_lines.items():
-            line.setData(u.x, np.minimum(u.density[kind], 10 * UNIVERSAL_TOP))
+            line.setData(u.x, u.density[kind])
         (where, mass), = u.atoms["bernoulli"] or ((0.0, 0.0),)
         self.universal_atom.setData([where, where], [0.0, 0.9 * UNIVERSAL_TOP * mass])
-        _rename(self.plots["universality"], self.universal_atom, f"its point mass, {mass:.0%}")
+        _rename(self.plots["universality"], self.universal_atom, f"its point mass, {_percent(mass)}")
         self.mark_rendered()
 
     def _title_universality(self) -> None:
@@ -839,9 +866,21 @@ def _fit_log_y(plot, series: list, room: float = 0.4) -> None:
     plot.getPlotItem().setYRange(lo, lo + (hi + 0.05 * span - lo) / (1.0 - room), padding=0)
 
 
+def _same(a: SpectraParams, b: SpectraParams, keys: set[str]) -> bool:
+    """Whether ``a`` and ``b`` agree on ``keys`` (α counting only for the shifted ReLU)."""
+    keys = keys - {"alpha"} if a.phi == b.phi != "shifted_relu" else keys
+    return all(getattr(a, k) == getattr(b, k) for k in keys)
+
+
 def _phi_key(p: SpectraParams) -> tuple:
     """What fixes φ: its name, and α for the shifted ReLU."""
     return (p.phi, p.alpha) if p.phi == "shifted_relu" else (p.phi,)
+
+
+def _csv_name(item, name: str):
+    """Name a curve for the CSV export only: items made without a name stay out of the legend."""
+    item.opts["name"] = name
+    return item
 
 
 def _set_title(plot, text: str) -> None:
@@ -868,14 +907,19 @@ def _depth_label(depth: int, theory: DepthTheory, sim: SimStep | None) -> str:
     parts = [f"L = {depth}"]
     for loc, mass in theory.finite_atoms():
         if mass >= 0.005:
-            text = f"{mass:.0%} at λ = {math.exp(loc):.3g}" if abs(loc) < 690 else f"{mass:.0%} atom"
+            text = f"{_percent(mass)} at λ = {math.exp(loc):.3g}" if abs(loc) < 690 else f"{_percent(mass)} atom"
             if sim is not None:
-                text += f" (sim {np.mean(np.abs(sim.ell - loc) <= ATOM_TOL):.0%})"
+                text += f" (sim {_percent(np.mean(np.abs(sim.ell - loc) <= ATOM_TOL))})"
             parts.append(text)
     hidden = theory.below - theory.zero_mass
     if hidden >= 0.01:
-        parts.append(f"{hidden:.0%} below 10<sup>−{FLOOR_DECADES}</sup> λ<sub>max</sub>")
+        parts.append(f"{_percent(hidden)} below 10<sup>−{FLOOR_DECADES}</sup> λ<sub>max</sub>")
     return " · ".join(parts)
+
+
+def _percent(share: float) -> str:
+    """50%, 7.5%: one decimal below 10 %, where rounding would hide the value."""
+    return f"{share:.1%}" if share < 0.1 else f"{share:.0%}"
 
 
 def _set_curve(item, ell: np.ndarray, density: np.ndarray, log_x: bool) -> None:
