@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import colorsys
 import math
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +36,10 @@ NET_DOTS = 33                  # torch-net samples drawn on plot 1
 REGION_EXTENT = 1.0            # the region map covers [−1, 1]²
 REGION_PREVIEW, REGION_FINAL = 128, 400
 REGION_PREVIEW_BUDGET_S = 0.15  # draw a coarse map first when the final one would take longer
-FRAMES_PER_RUN = 100           # training frames per run, whatever the number of steps
+NET_DELAY_MS = 150             # torch constructions wait for the theory: dots follow lines
+FIRST_NET_DELAY_MS = 1000      # …and, while torch is not yet imported, for the numpy plots too
+WARM_IDLE_MS = 4000            # load the optimiser once the sliders have rested this long
+FRAMES_PER_RUN = 60            # training frames per run, whatever the steps: each costs a repaint
 MARKER_GREY = "#888888"        # the current-depth marker: visible on both plot themes
 
 THEORY_KEYS = {"depth", "m"}
@@ -106,8 +110,9 @@ def net_job(p: DepthParams) -> NetResult:
     import torch
 
     window = shown_window(p.depth)
-    # random points: a regular comb of dots would alias with the teeth into a false wave
-    saw_x = window * np.sort(np.random.default_rng(5).uniform(0.0, 1.0, NET_DOTS))
+    # one random point per stratum: a regular comb of dots would alias with the teeth into a false wave
+    strata = np.arange(NET_DOTS) + np.random.default_rng(5).uniform(0.0, 1.0, NET_DOTS)
+    saw_x = window * strata / NET_DOTS
     net = D.sawtooth_network(p.depth)
     with torch.no_grad():
         saw_y = net(torch.as_tensor(saw_x[:, None])).numpy()[:, 0]
@@ -160,6 +165,20 @@ def region_job(p: DepthParams):
     yield result(REGION_FINAL, final=True)
 
 
+_optimiser_loaded = False   # process-wide, as the imports it stands for
+
+
+def warm_job() -> None:
+    """Build one Adam optimiser: its first construction imports torch._dynamo and sympy (seconds, much
+    of it holding the GIL), which would otherwise stall the first Train and the GUI with it."""
+    global _optimiser_loaded
+    import torch
+
+    weight = torch.zeros(1, requires_grad=True)
+    torch.optim.Adam([weight], lr=1e-3)
+    _optimiser_loaded = True
+
+
 @contextmanager
 def _one_torch_thread():
     """Nets of width ≤ 2 gain nothing from intra-op threads, and on a busy 2-core machine their barriers
@@ -209,6 +228,8 @@ class DepthPanel(Panel):
         self._notices: dict[str, str] = {}
         self._last_frame: D.FitFrame | None = None
         self._pieces_top: dict[str, float] = {}
+        self._theory_drawn: tuple[int, int] = (0, 0)   # (L, m) the theory plots show
+        self._random_depths = 0                          # depths asked of the random-nets job
         self._build_sawtooth(0, 0)
         self._build_pieces(0, 1)
         self._build_regions(0, 2)
@@ -216,6 +237,7 @@ class DepthPanel(Panel):
         self._build_error(1, 1)
         self._build_losses(2, 2)
         self._build_fits(2, 0)
+        self._empty_loss_range()
         for row, stretch in enumerate((5, 5, 4)):
             self.grid.setRowStretch(row, stretch)
         self.train_button = self.add_button(
@@ -235,6 +257,7 @@ class DepthPanel(Panel):
         self.deep_line = plots.theory_line(plot, "deep: 2<sup>L</sup>", 0)
         self.shallow_line = plots.theory_line(plot, "shallow, same weights", 1)
         self.random_dots, _ = plots.sim_dots(plot, "random nets at init", 2, errors=False)
+        # min–max over the nets as line pairs: an ErrorBarItem would ignore the log axis
         self.random_range = plots.theory_line(plot, "random nets: min–max", 2, width_scale=0.6)
         plot.getPlotItem().legend.removeItem(self.random_range)
         self.depth_marker = pg.InfiniteLine(angle=90, pen=pg.mkPen(MARKER_GREY, width=2,
@@ -300,14 +323,16 @@ class DepthPanel(Panel):
 
     def schedule(self, changed: set[str]) -> None:
         p = self.params
-        self.depth_marker.setPos(p.depth)
         submitted = False
         if changed & THEORY_KEYS:
             self.submit("theory", theory_job, p, on_result=self._draw_theory, label="theory")
             submitted = True
         if changed & NET_KEYS:
-            self.submit("net", net_job, p, on_result=self._draw_net, delay_ms=150, label="torch constructions")
-        if changed & RANDOM_KEYS or self._random_depths_changed(p):
+            # importing torch holds the GIL for seconds: let the first numpy plots land before it starts
+            delay = NET_DELAY_MS if "torch" in sys.modules else FIRST_NET_DELAY_MS
+            self.submit("net", net_job, p, on_result=self._draw_net, delay_ms=delay, label="torch constructions")
+        if changed & RANDOM_KEYS or len(pieces_depths(p.depth)) != self._random_depths:
+            self._random_depths = len(pieces_depths(p.depth))
             self.submit("random", random_pieces_job, p, on_result=self._draw_random, delay_ms=60,
                         label=f"pieces of random nets (width {p.width})")
             submitted = True
@@ -317,12 +342,9 @@ class DepthPanel(Panel):
             submitted = True
         if changed & TRAIN_KEYS:
             self._training_stale()
+        self._warm_optimiser()
         if not submitted:
             self.mark_rendered()
-
-    def _random_depths_changed(self, p: DepthParams) -> bool:
-        x, _ = self.random_dots.getData()
-        return x is not None and len(x) > 0 and len(x) != len(pieces_depths(p.depth))
 
     def _notice(self, topic: str, text: str) -> None:
         self._notices[topic] = text
@@ -358,15 +380,22 @@ class DepthPanel(Panel):
         self._clear_training(f"training takes L ≤ {D.FIT_MAX_DEPTH}" if too_deep else "press Train")
 
     def _clear_training(self, state: str) -> None:
-        """Drop the curves of an earlier fit; ``state`` says what happens next (e.g. 'press Train')."""
-        self._last_frame = None
-        for item in (self.shallow_fit, self.deep_fit, self.shallow_loss, self.deep_loss, self.constant_loss):
-            item.setData([], [])
-        _set_title(self.plots["fits"], f"Learnability of f<sub>{self.params.depth}</sub>: {state}")
+        """Drop the curves of an earlier fit; ``state`` says what happens next (e.g. 'press Train').
+
+        Touches only what is drawn: a slider move must not repaint empty plots before its theory lands.
+        """
+        if self._last_frame is not None:
+            self._last_frame = None
+            for item in (self.shallow_fit, self.deep_fit, self.shallow_loss, self.deep_loss, self.constant_loss):
+                item.setData([], [])
+            self._empty_loss_range()
+        _set_title(self.plots["fits"], f"Learnability: {state}")
+        self.set_progress(None)
+
+    def _empty_loss_range(self) -> None:
         losses = self.plots["losses"].getPlotItem()
         losses.setXRange(0, self.params.train_steps, padding=0.02)
         losses.setYRange(-4.0, 0.0, padding=0)  # log10 of the MSE, until a run sets its own range
-        self.set_progress(None)
 
     def _training_stopped(self) -> None:
         self.set_progress(None)
@@ -374,17 +403,22 @@ class DepthPanel(Panel):
         if f is None:
             self._clear_training("stopped: press Train")
         else:
-            _set_title(self.plots["fits"], self._fit_title(f, "stopped at"))
+            _set_title(self.plots["fits"], self._fit_title(f, f"stopped at step {f.step}"))
 
     # -- drawing --------------------------------------------------------------------------------
     def _draw_theory(self, r: TheoryResult) -> None:
-        self._draw_sawtooth(r)
-        self._draw_pieces_theory(r)
-        self._draw_yarotsky(r)
-        if r.target is not None:
-            self.target_line.setData(*r.target)
-        else:
-            self.target_line.setData([], [])
+        # redraw only the plots whose input moved: each repaint costs the next slider move its latency
+        depth, m = self._theory_drawn
+        if r.params.depth != depth:
+            self._draw_sawtooth(r)
+            self._draw_pieces_theory(r)
+            self.target_line.setData(*(r.target if r.target is not None else ([], [])))
+            self.saw_net.setData([], [])  # the torch net of the old L: back when net_job lands
+            _rename_in_legend(self.plots["sawtooth"], self.saw_net, "torch net")
+        if r.params.m != m:
+            self._draw_yarotsky(r)
+            self.error_net.setData([], [])
+        self._theory_drawn = (r.params.depth, r.params.m)
         self.mark_rendered()
 
     def _draw_sawtooth(self, r: TheoryResult) -> None:
@@ -404,6 +438,7 @@ class DepthPanel(Panel):
 
     def _draw_pieces_theory(self, r: TheoryResult) -> None:
         t = r.pieces
+        self.depth_marker.setPos(r.params.depth)
         self.deep_line.setData(t.depths, t.deep)
         self._pieces_top["deep"] = float(t.deep.max())
         self.shallow_line.setData(t.depths, t.shallow)
@@ -436,6 +471,14 @@ class DepthPanel(Panel):
         self.error_net.setData(r.yar_x, r.yar_error)
         self.mark_rendered()
 
+    def _warm_optimiser(self) -> None:
+        """Load the optimiser ahead of the first Train, once the sliders have rested WARM_IDLE_MS (each
+        call restarts the wait) and only while this tab is in view: the import would make a slider being
+        dragged, or another tab starting up, stutter."""
+        if _optimiser_loaded or not self.isVisible() or self.runner.is_busy(self._train_key):
+            return
+        self.submit("warm", warm_job, delay_ms=WARM_IDLE_MS, label="loading torch's optimiser")
+
     def _draw_random(self, r: D.RandomPieces) -> None:
         self.random_dots.setData(r.depths, r.mean)
         self._pieces_top["random"] = float(r.counts.max())
@@ -465,19 +508,34 @@ class DepthPanel(Panel):
         self.shallow_loss.setData(steps, f.loss_history[:, 0])
         self.deep_loss.setData(steps, f.loss_history[:, 1])
         self.constant_loss.setData([0, f.steps], [f.constant_loss, f.constant_loss])
-        losses = self.plots["losses"].getPlotItem()
-        losses.setXRange(0, f.steps, padding=0.02)
-        losses.enableAutoRange(y=True)
-        _set_title(self.plots["fits"], self._fit_title(f, "done" if f.done else "step"))
+        self._fit_loss_range(f)
+        _set_title(self.plots["fits"], self._fit_title(f, "done" if f.done else "training"))
         self.set_progress(f.step / max(f.steps, 1))
         if f.done:
             self.set_progress(None)
         self.mark_rendered()
 
+    def _fit_loss_range(self, f: D.FitFrame) -> None:
+        """Log-y range around the losses with head-room on top, where the legend sits.
+
+        Changed only when the losses leave it or fill less than half of it: a new range regenerates
+        the axes, the dearest part of a frame's repaint.
+        """
+        values = np.append(f.loss_history[np.isfinite(f.loss_history) & (f.loss_history > 0)], f.constant_loss)
+        lo, hi = math.log10(values.min()), math.log10(values.max())
+        span = max(hi - lo, 0.3)
+        losses = self.plots["losses"].getPlotItem()
+        (x0, x1), (y0, y1) = losses.viewRange()
+        if x1 < f.steps:
+            losses.setXRange(0, f.steps, padding=0.02)
+        if lo < y0 or hi > y1 - 0.5 * span or y1 - y0 > 3.5 * span:
+            losses.setYRange(lo - 0.05 * span, hi + 0.7 * span, padding=0)
+
     def _fit_title(self, f: D.FitFrame, state: str) -> str:
-        """E.g. 'random init, step 600/2000: pieces shallow 9, deep 5 (target 32)'."""
-        return (f"{_init_words(self.params.init)}, {state} {f.step}/{f.steps}: pieces shallow {f.pieces[0]}, "
-                f"deep {f.pieces[1]} (target {2**self.params.depth})")
+        """E.g. 'random init, training: pieces shallow 9, deep 5 of 32' (the step is on the progress bar;
+        a title that changed every frame would re-lay the plot out every frame)."""
+        return (f"{_init_words(self.params.init)}, {state}: pieces shallow {f.pieces[0]}, deep {f.pieces[1]} "
+                f"(target {2**self.params.depth})")
 
 
 def _init_words(init: str) -> str:
