@@ -67,7 +67,7 @@ class MainWindow(QMainWindow):
             panel = panel_class(entry.name)(self.runner)
             panel.message.connect(self.status_message)
             self.panels[entry.name] = panel
-            self.tabs.addTab(panel, entry.title)
+            self.tabs.addTab(panel, entry.title.replace("&", "&&"))  # a bare & would make a mnemonic
         self._build_status_bar()
         self._build_menus()
         self.tabs.currentChanged.connect(self._tab_changed)

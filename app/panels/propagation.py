@@ -58,7 +58,7 @@ def phase_job(p: PropagationParams) -> PhaseResult:
     else:
         with np.errstate(divide="ignore"):
             image = np.clip(np.log10(np.asarray(pd.xi_c)), -1.0, 3.0)
-        label = "log₁₀ ξ_c (layers)"
+        label = "log<sub>10</sub> ξ<sub>c</sub> (layers)"
     return PhaseResult(p, np.nan_to_num(image.T, nan=3.0, posinf=3.0), critical_line(chi), label)
 
 
@@ -282,7 +282,7 @@ class PropagationPanel(Panel):
     def _draw_phase(self, r: PhaseResult) -> None:
         self.phase_image.setImage(r.image, autoLevels=False)
         self.phase_image.setRect(_PHASE_RECT)
-        self.phase_image.eoc_name = r.label
+        self.phase_image.eoc_name = "ln chi_1" if r.params.heatmap == "log_chi1" else "log10 xi_c (layers)"
         levels = (-3.0, 3.0) if r.params.heatmap == "log_chi1" else (-1.0, 3.0)
         self.colorbar.setLevels(levels)
         self.colorbar.setColorMap(pg.colormap.get("CET-D1" if r.params.heatmap == "log_chi1" else "viridis"))
