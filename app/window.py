@@ -170,7 +170,12 @@ class MainWindow(QMainWindow):
         """Tell the user, without a modal dialog that would block a lecture (or a test)."""
         self.last_error = text
         self.statusBar().showMessage(text, 15000)
-        box = QMessageBox(QMessageBox.Icon.Warning, "Edge of Chaos", text, QMessageBox.StandardButton.Ok, self)
+        self._open_box(QMessageBox.Icon.Warning, "Edge of Chaos", text)
+
+    def _open_box(self, icon, title: str, text: str) -> None:
+        """A non-modal message box that deletes itself when closed."""
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(Qt.TextFormat.RichText if text.startswith("<") else Qt.TextFormat.PlainText)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
 
@@ -314,18 +319,13 @@ class MainWindow(QMainWindow):
             text = f"<h3>{panel.title}</h3><ul>{items}</ul>"
         else:
             text = f"<h3>{panel.title}</h3><p>No references yet: this panel is not built.</p>"
-        box = QMessageBox(QMessageBox.Icon.Information, "References", text, QMessageBox.StandardButton.Ok, self)
-        box.setTextFormat(Qt.TextFormat.RichText)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
+        self._open_box(QMessageBox.Icon.Information, "References", text)
 
     def show_about(self) -> None:
         text = (f"<h3>Edge of Chaos {__version__}</h3><p>The theory of deep learning, live: theory as solid "
                 "lines, real torch networks as dots. After Oxford's <i>Theories of Deep Learning</i> "
                 "course.</p>")
-        box = QMessageBox(QMessageBox.Icon.Information, "About", text, QMessageBox.StandardButton.Ok, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
+        self._open_box(QMessageBox.Icon.Information, "About", text)
 
     # -- lifetime -------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:

@@ -37,3 +37,25 @@ def window(qtbot):
 def wait_rendered(qtbot, panel, timeout=20_000):
     """Block until the panel has nothing left to compute and has drawn at least once."""
     qtbot.waitUntil(lambda: not panel.is_busy() and panel.render_count > 0, timeout=timeout)
+
+
+def open_panel(qtbot, panel_cls, timeout=60_000, **params):
+    """A panel with its own runner, shown at lecture size and rendered once with ``params``.
+
+    Returns (panel, runner); :func:`close_panel` stops it and checks that no worker outlives it.
+    """
+    from app.runner import Runner
+
+    runner = Runner()
+    panel = panel_cls(runner)
+    qtbot.addWidget(panel)
+    panel.resize(1400, 900)
+    panel.show()
+    panel.set_params(**params)
+    wait_rendered(qtbot, panel, timeout=timeout)
+    return panel, runner
+
+
+def close_panel(runner, timeout_ms=30_000) -> None:
+    assert runner.shutdown(timeout_ms), "workers did not stop"
+    assert runner.active_threads() == 0

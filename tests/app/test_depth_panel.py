@@ -12,25 +12,17 @@ import numpy as np
 import pytest
 
 from app.panels.depth import SHOWN_LOG_PIECES, DepthPanel
-from app.runner import Runner
 from core.depth import DepthParams
-from tests.app.conftest import wait_rendered
+from tests.app.conftest import close_panel, open_panel, wait_rendered
 
 SMALL = dict(depth=4, m=3, width=8, region_depth=2, train_steps=200)
 
 
 @pytest.fixture
 def panel(qtbot):
-    runner = Runner()
-    p = DepthPanel(runner)
-    qtbot.addWidget(p)
-    p.resize(1400, 900)
-    p.show()
-    p.set_params(**SMALL)
-    wait_rendered(qtbot, p, timeout=60_000)
+    p, runner = open_panel(qtbot, DepthPanel, **SMALL)
     yield p
-    assert runner.shutdown(), "workers did not stop"
-    assert runner.active_threads() == 0
+    close_panel(runner)
 
 
 def _title(panel, key: str) -> str:

@@ -10,23 +10,16 @@ import pytest
 from app.panels.propagation import PropagationPanel
 from app.runner import Runner
 from core.activations import NAMES
-from tests.app.conftest import wait_rendered
+from tests.app.conftest import close_panel, open_panel, wait_rendered
 
 SMALL = dict(width=120, depth=6, seeds=1)
 
 
 @pytest.fixture
 def panel(qtbot):
-    runner = Runner()
-    p = PropagationPanel(runner)
-    qtbot.addWidget(p)
-    p.resize(1400, 900)
-    p.show()
-    p.set_params(**SMALL)
-    wait_rendered(qtbot, p)
+    p, runner = open_panel(qtbot, PropagationPanel, **SMALL)
     yield p
-    assert runner.shutdown(), "workers did not stop"
-    assert runner.active_threads() == 0
+    close_panel(runner)
 
 
 def _relu_q_map(q, sw, sb):

@@ -9,10 +9,9 @@ import pytest
 
 from app.panels import spectra as panel_module
 from app.panels.spectra import SpectraPanel
-from app.runner import Runner
 from core import spectra as spec
 from core.activations import NAMES
-from tests.app.conftest import wait_rendered
+from tests.app.conftest import close_panel, open_panel, wait_rendered
 
 SMALL = dict(width=48, depth=1)
 SIM_KEY = "spectra:simulation"
@@ -20,16 +19,9 @@ SIM_KEY = "spectra:simulation"
 
 @pytest.fixture
 def panel(qtbot):
-    runner = Runner()
-    p = SpectraPanel(runner)
-    qtbot.addWidget(p)
-    p.resize(1400, 900)
-    p.show()
-    p.set_params(**SMALL)
-    wait_rendered(qtbot, p, timeout=60_000)
+    p, runner = open_panel(qtbot, SpectraPanel, **SMALL)
     yield p
-    assert runner.shutdown(30_000), "workers did not stop"
-    assert runner.active_threads() == 0
+    close_panel(runner)
 
 
 def _type(panel, name: str, text: str) -> None:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+from tests.benchmarks.event_loop import max_timer_gap
 from tests.benchmarks.harness import Row
 
 PROBE = [sys.executable, "-m", "tests.benchmarks.startup_probe"]
@@ -43,7 +44,6 @@ def _startup_rows() -> list[Row]:
 
 def _interactive_rows() -> list[Row]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
     from app.panels.propagation import PropagationPanel
@@ -79,28 +79,12 @@ def _interactive_rows() -> list[Row]:
         settle()
     latency = statistics.median(latencies)
 
-    # Event-loop lag while a simulation runs: a 5 ms timer and the largest gap between its ticks.
-    gaps, clock = [], QElapsedTimer()
-    clock.start()
-    last = [clock.elapsed()]
-
-    def tick():
-        now = clock.elapsed()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.timeout.connect(tick)
-    timer.start(5)
+    # Event-loop lag while a simulation runs.
     panel.set_params(width=2000, depth=60, seeds=5)
     while not runner.is_busy("propagation:simulation"):
         app.processEvents()
-    while runner.is_busy("propagation:simulation"):
-        app.processEvents()
-        time.sleep(0.001)
-    timer.stop()
+    worst = max_timer_gap(app, lambda: runner.is_busy("propagation:simulation"))
     runner.shutdown()
-    worst = max(gaps) if gaps else 0.0
     return [
         Row("slider → theory rendered (median of 40)", latency * 1000, "ms", "≤ 50 ms", latency <= 0.05),
         Row("event-loop lag during a 2000×60 simulation (max)", worst, "ms", "≤ 50 ms", worst <= 50,

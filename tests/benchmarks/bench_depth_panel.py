@@ -12,6 +12,7 @@ import os
 import statistics
 import time
 
+from tests.benchmarks.event_loop import max_timer_gap
 from tests.benchmarks.harness import Row, median_seconds
 
 REPEATS = 30
@@ -55,36 +56,13 @@ def _slider_latencies(app, panel, name: str, values: list[int]) -> tuple[list[fl
     return to_signal, to_paint
 
 
-def _timer_gaps(app, busy) -> float:
-    """The largest gap (ms) between ticks of a 5 ms timer while ``busy()`` holds (after it first does)."""
-    from PySide6.QtCore import QElapsedTimer, QTimer
-
-    gaps, clock = [], QElapsedTimer()
-    clock.start()
-    last = [clock.elapsed()]
-
-    def tick():
-        now = clock.elapsed()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.timeout.connect(tick)
-    timer.start(5)
-    while busy():
-        app.processEvents()
-        time.sleep(0.001)
-    timer.stop()
-    return max(gaps) if gaps else 0.0
-
-
 def _training_rows(app, panel) -> list[Row]:
     """GUI time spent drawing each training frame, and the event loop's lag while a fit runs, against
     the same timer's lag with nothing running (what the machine's own load costs)."""
     panel.set_params(depth=5, train_steps=600)
     _settle(app, panel)
     idle_end = time.monotonic() + 3.0
-    idle = _timer_gaps(app, lambda: time.monotonic() < idle_end)
+    idle = max_timer_gap(app, lambda: time.monotonic() < idle_end)
     slot_ms: list[float] = []
     draw = panel._draw_fit
 
@@ -95,7 +73,7 @@ def _training_rows(app, panel) -> list[Row]:
 
     panel._draw_fit = timed
     panel.train()
-    lag = _timer_gaps(app, panel.is_busy)
+    lag = max_timer_gap(app, panel.is_busy)
     panel._draw_fit = draw
     worst = max(slot_ms) if slot_ms else 0.0
     return [
