@@ -76,7 +76,9 @@ def critical_line(chi: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class TheoryResult:
+class MapsResult:
+    """The variance and correlation maps at the current point: cheap, drawn first."""
+
     params: PropagationParams
     q_axis: np.ndarray
     q_next: np.ndarray
@@ -85,17 +87,13 @@ class TheoryResult:
     c_next: np.ndarray
     c_star: float
     chi1: float
-    q_layers: np.ndarray
-    c_layers: np.ndarray
-    grad_var: np.ndarray       # E[δ_l²] relative to the output layer, l = 0 … L
     diverges: bool
 
 
-def theory_job(p: PropagationParams) -> TheoryResult:
+def maps_job(p: PropagationParams) -> MapsResult:
     phi = p.activation
     sw, sb, mu2 = p.sigma_w, p.sigma_b, p.mu2
-    q_layers = prop.q_trajectory(p.q0, sw, sb, phi, mu2, p.depth)
-    c_layers = prop.c_trajectory(p.c0, p.q0, sw, sb, phi, mu2, p.depth)
+    q_layers = prop.q_trajectory(p.q0, sw, sb, phi, mu2, min(p.depth, MAX_COBWEB_STEPS + 1))
     qs = float(prop.q_star(sw, sb, phi, mu2))
     chi = float(prop.chi1(sw, sb, phi, mu2))
     cs = float(prop.c_star(sw, sb, phi, mu2))
@@ -107,14 +105,30 @@ def theory_job(p: PropagationParams) -> TheoryResult:
         q_next = prop.q_map(q_axis, sw, sb, phi, mu2)
         c_next = c_map_curve(qs if math.isfinite(qs) and qs > 0 else max(p.q0, 1e-12), sw, sb, phi, mu2)
     # q¹ = σ_w² q⁰ + σ_b² is the first point on the q-map's axis; the cobweb climbs from (q¹, 0).
-    steps = q_layers[1: MAX_COBWEB_STEPS + 2]
+    steps = q_layers[1:]
     ok = np.isfinite(steps) & (steps <= top)
     steps = steps[: steps.size if ok.all() else int(np.argmin(ok))]
     xs = np.repeat(steps, 2)[:-1]
     ys = np.concatenate([[0.0], np.repeat(steps[1:], 2)])[: xs.size]
-    grad_var = prop.grad_trajectory(p.q0, sw, sb, phi, mu2, p.depth)
-    return TheoryResult(p, q_axis, q_next, qs, (xs, ys), c_next, cs, chi, q_layers, c_layers, grad_var,
-                        diverges=not math.isfinite(qs) or not np.all(np.isfinite(q_layers)))
+    return MapsResult(p, q_axis, q_next, qs, (xs, ys), c_next, cs, chi,
+                      diverges=not math.isfinite(qs) or not np.all(np.isfinite(q_layers)))
+
+
+@dataclass(frozen=True)
+class DepthResult:
+    """q^l, c^l and the back-propagated gradient variance through the layers (the dearer part)."""
+
+    params: PropagationParams
+    q_layers: np.ndarray
+    c_layers: np.ndarray
+    grad_var: np.ndarray       # E[δ_l²] relative to the output layer, l = 0 … L
+
+
+def depth_job(p: PropagationParams) -> DepthResult:
+    phi = p.activation
+    args = (p.sigma_w, p.sigma_b, phi, p.mu2, p.depth)
+    return DepthResult(p, prop.q_trajectory(p.q0, *args), prop.c_trajectory(p.c0, p.q0, *args),
+                       prop.grad_trajectory(p.q0, *args))
 
 
 def c_map_curve(q: float, sigma_w: float, sigma_b: float, phi, mu2: float) -> np.ndarray:
@@ -165,7 +179,6 @@ class PropagationPanel(Panel):
 
     def build(self) -> None:
         self._sims: list = []
-        self._theory: TheoryResult | None = None
 
         phase = plots.make_plot("Phase diagram", "σ<sub>w</sub>", "σ<sub>b</sub>", legend="top-left")
         self.phase_image = pg.ImageItem(axisOrder="col-major")
@@ -270,7 +283,8 @@ class PropagationPanel(Panel):
         if changed & PHASE_KEYS:
             self.submit("phase", phase_job, p, on_result=self._draw_phase, label="phase diagram")
         if changed - SIM_ONLY_KEYS - {"heatmap"}:
-            self.submit("theory", theory_job, p, on_result=self._draw_theory, label="theory")
+            self.submit("maps", maps_job, p, on_result=self._draw_maps, label="maps")
+            self.submit("depth", depth_job, p, on_result=self._draw_depth, label="theory through depth")
         if changed & SCALE_KEYS:
             self.submit("scales", scales_job, p, on_result=self._draw_scales, label="depth scales")
         if changed - {"heatmap"}:
@@ -291,8 +305,7 @@ class PropagationPanel(Panel):
         self.critical.setData(r.critical_w[ok], SIGMA_B_GRID[ok])
         self.mark_rendered()
 
-    def _draw_theory(self, r: TheoryResult) -> None:
-        self._theory = r
+    def _draw_maps(self, r: MapsResult) -> None:
         p = r.params
         finite = np.isfinite(r.q_next)
         self.q_curve.setData(r.q_axis[finite], r.q_next[finite])
@@ -307,17 +320,20 @@ class PropagationPanel(Panel):
         c_lo = 1.0 - 1.0 / max(r.chi1, 0.5) if math.isfinite(r.chi1) else 0.9
         self.c_slope.setData([max(c_lo, -1.0), 1.0], [1.0 + r.chi1 * (max(c_lo, -1.0) - 1.0), 1.0])
         self.c_fixed.setData([r.c_star], [r.c_star])
-        layers = np.arange(p.depth + 1)
-        ok = np.isfinite(r.q_layers)
-        self.q_theory.setData(layers[ok], r.q_layers[ok])
-        self.c_theory.setData(layers, r.c_layers)
         self.xi_depth.setData(XI_SIGMA_W[[0, -1]], [p.depth, p.depth])
-        self._draw_histogram_theory(r)
         if r.diverges:
             self.show_notice(f"The variance diverges: with {p.activation} at σ_w = {p.sigma_w:g}, "
                              f"σ_w²μ₂E[φ²]/q stays above 1, so q^l → ∞ (drawn up to where it is finite).")
         else:
             self.show_notice("")
+        self.mark_rendered()
+
+    def _draw_depth(self, r: DepthResult) -> None:
+        layers = np.arange(r.params.depth + 1)
+        ok = np.isfinite(r.q_layers)
+        self.q_theory.setData(layers[ok], r.q_layers[ok])
+        self.c_theory.setData(layers, r.c_layers)
+        self._draw_histogram_theory(r)
         self.mark_rendered()
 
     def _draw_scales(self, r: ScalesResult) -> None:
@@ -340,7 +356,7 @@ class PropagationPanel(Panel):
             dots, _ = plots.sim_dots(plot, None, i, errors=False)
             store[layer] = (line, dots)
 
-    def _draw_histogram_theory(self, r: TheoryResult) -> None:
+    def _draw_histogram_theory(self, r: DepthResult) -> None:
         for store, variances, plot in ((self.hist_pre, r.q_layers, self.hist_plots[0]),
                                        (self.hist_grad, r.grad_var, self.hist_plots[1])):
             peaks = [_gaussian_line(store[layer][0], variances[layer]) for layer in hist_layers(r.params.depth)]

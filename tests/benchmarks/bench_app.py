@@ -63,20 +63,24 @@ def _interactive_rows() -> list[Row]:
 
     panel.set_params(width=1000, depth=30, seeds=3)
     settle()
-    # Slider → theory drawn: time from set_params to the next `rendered` carrying the theory.
-    latencies = []
+    # Slider → theory drawn: from the slider move to the first `rendered` (the maps), and to the moment
+    # every theory plot (maps and the through-depth curves) has been drawn.
+    theory_keys = ("propagation:maps", "propagation:depth")
+    latencies, complete = [], []
     for i in range(40):
         value = 1.2 + 0.01 * (i % 20)
         done: list[float] = []
         panel.rendered.connect(lambda sink=done: sink.append(time.perf_counter()))
         t0 = time.perf_counter()
         panel.controls.controls["sigma_w"].slider.setValue(value)
-        while not done and time.perf_counter() - t0 < 5:
+        while (not done or any(runner.is_busy(k) for k in theory_keys)) and time.perf_counter() - t0 < 5:
             app.processEvents()
         panel.rendered.disconnect()
         latencies.append(done[0] - t0 if done else 5.0)
+        complete.append(done[-1] - t0 if done else 5.0)
         runner.cancel("propagation:simulation")
         settle()
+    all_theory = statistics.median(complete)
     latency = statistics.median(latencies)
 
     # Event-loop lag while a simulation runs.
@@ -86,7 +90,9 @@ def _interactive_rows() -> list[Row]:
     worst = max_timer_gap(app, lambda: runner.is_busy("propagation:simulation"))
     runner.shutdown()
     return [
-        Row("slider → theory rendered (median of 40)", latency * 1000, "ms", "≤ 50 ms", latency <= 0.05),
+        Row("slider → maps rendered (median of 40)", latency * 1000, "ms", "≤ 50 ms", latency <= 0.05),
+        Row("slider → every theory plot rendered (median of 40)", all_theory * 1000, "ms", "≤ 50 ms",
+            all_theory <= 0.05),
         Row("event-loop lag during a 2000×60 simulation (max)", worst, "ms", "≤ 50 ms", worst <= 50,
             "timer period", 5.0),
     ]
