@@ -182,6 +182,8 @@ class PropagationPanel(Panel):
 
         phase = plots.make_plot("Phase diagram", "σ<sub>w</sub>", "σ<sub>b</sub>", legend="top-left")
         self.phase_image = pg.ImageItem(axisOrder="col-major")
+        # Dragging the marker repaints this plot; a cached image is blitted instead of rescaled.
+        self.phase_image.setCacheMode(pg.QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.phase_image.eoc_x, self.phase_image.eoc_y = SIGMA_W_GRID, SIGMA_B_GRID
         phase.addItem(self.phase_image)
         self.colorbar = pg.ColorBarItem(values=(-1, 3), colorMap=pg.colormap.get("viridis"), width=16,
@@ -283,8 +285,9 @@ class PropagationPanel(Panel):
         if changed & PHASE_KEYS:
             self.submit("phase", phase_job, p, on_result=self._draw_phase, label="phase diagram")
         if changed - SIM_ONLY_KEYS - {"heatmap"}:
+            # The through-depth job starts when the maps are drawn: run together, the two would share
+            # one interpreter lock and both arrive late.
             self.submit("maps", maps_job, p, on_result=self._draw_maps, label="maps")
-            self.submit("depth", depth_job, p, on_result=self._draw_depth, label="theory through depth")
         if changed & SCALE_KEYS:
             self.submit("scales", scales_job, p, on_result=self._draw_scales, label="depth scales")
         if changed - {"heatmap"}:
@@ -307,6 +310,7 @@ class PropagationPanel(Panel):
 
     def _draw_maps(self, r: MapsResult) -> None:
         p = r.params
+        self.submit("depth", depth_job, p, on_result=self._draw_depth, label="theory through depth")
         finite = np.isfinite(r.q_next)
         self.q_curve.setData(r.q_axis[finite], r.q_next[finite])
         self.q_identity.setData(r.q_axis[[0, -1]], r.q_axis[[0, -1]])

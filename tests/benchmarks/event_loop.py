@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-import time
+
+def wait_for_events(app) -> None:
+    """Process events, sleeping until one comes as a real event loop does (a hot loop of
+    processEvents would hold the interpreter lock and starve the worker threads it is timing)."""
+    from PySide6.QtCore import QEventLoop
+
+    app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
+
+
+def heartbeat(period_ms: int = 10):
+    """A running timer, so that :func:`wait_for_events` always wakes up; keep a reference to it."""
+    from PySide6.QtCore import QTimer
+
+    timer = QTimer()
+    timer.start(period_ms)
+    return timer
 
 
 def max_timer_gap(app, busy) -> float:
@@ -22,7 +37,6 @@ def max_timer_gap(app, busy) -> float:
     timer.timeout.connect(tick)
     timer.start(5)
     while busy():
-        app.processEvents()
-        time.sleep(0.001)
+        wait_for_events(app)
     timer.stop()
     return max(gaps) if gaps else 0.0

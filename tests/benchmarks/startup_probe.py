@@ -24,6 +24,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.window import MainWindow
+    from tests.benchmarks.event_loop import heartbeat, wait_for_events
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     win = MainWindow(restore=False, tab="propagation")
@@ -31,14 +32,15 @@ def main() -> int:
     win.show()
     theory = dots = None
     deadline = time.monotonic() + 120
+    beat = heartbeat()
     while dots is None and time.monotonic() < deadline:
-        app.processEvents()
+        wait_for_events(app)
         if theory is None and _has_data(panel.q_theory) and _has_data(panel.q_curve):
             theory = time.perf_counter() - T0
         if _has_data(panel.q_sim):
             dots = time.perf_counter() - T0
-        time.sleep(0.001)
     rss = psutil.Process().memory_info().rss / 2**20
+    beat.stop()
     win.close()
     print(json.dumps({"theory_s": theory, "dots_s": dots, "rss_mb": rss}))
     return 0
