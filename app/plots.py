@@ -102,6 +102,33 @@ def reference_line(plot: pg.PlotWidget, name: str | None = None) -> pg.PlotDataI
     return item
 
 
+def set_title(widget: pg.PlotWidget, text: str) -> None:
+    """Change a plot's title in the current style; theme and presentation switches keep it."""
+    item = widget.getPlotItem()
+    if getattr(item, "eoc_title", None) == text:
+        return
+    item.eoc_title = text
+    item.setTitle(text, color=THEMES[_style["theme"]]["foreground"], size=f"{sizes()['title']}pt")
+
+
+def set_label(widget: pg.PlotWidget, side: str, text: str) -> None:
+    """Change an axis label in the current style."""
+    axis = widget.getPlotItem().getAxis(side)
+    if axis.labelText == text:
+        return
+    axis.setLabel(text, **label_style())
+    axis.resizeEvent()  # pyqtgraph centres an axis label only on resize, not when its text changes
+
+
+def rename(widget: pg.PlotWidget, item, text: str) -> None:
+    """Rename a plotted item in its legend and in the CSV export (which reads the item's name)."""
+    item.opts["name"] = text
+    legend = widget.getPlotItem().legend
+    label = legend.getLabel(item) if legend is not None else None
+    if label is not None and label.text != text:
+        label.setText(text, color=THEMES[_style["theme"]]["foreground"], size=f"{sizes()['legend']}pt")
+
+
 def legend_key(plot: pg.PlotWidget, theory: str = "lines: theory", simulation: str = "dots: simulation"):
     """Neutral legend entries saying which marks are theory and which simulation, where colours
     are used for something else (layers, depths)."""

@@ -389,7 +389,7 @@ class DepthPanel(Panel):
             for item in (self.shallow_fit, self.deep_fit, self.shallow_loss, self.deep_loss, self.constant_loss):
                 item.setData([], [])
             self._empty_loss_range()
-        _set_title(self.plots["fits"], f"Learnability: {state}")
+        plots.set_title(self.plots["fits"], f"Learnability: {state}")
         self.set_progress(None)
 
     def _empty_loss_range(self) -> None:
@@ -403,7 +403,7 @@ class DepthPanel(Panel):
         if f is None:
             self._clear_training("stopped: press Train")
         else:
-            _set_title(self.plots["fits"], self._fit_title(f, f"stopped at step {f.step}"))
+            plots.set_title(self.plots["fits"], self._fit_title(f, f"stopped at step {f.step}"))
 
     # -- drawing --------------------------------------------------------------------------------
     def _draw_theory(self, r: TheoryResult) -> None:
@@ -414,7 +414,7 @@ class DepthPanel(Panel):
             self._draw_pieces_theory(r)
             self.target_line.setData(*(r.target if r.target is not None else ([], [])))
             self.saw_net.setData([], [])  # the torch net of the old L: back when net_job lands
-            _rename_in_legend(self.plots["sawtooth"], self.saw_net, "torch net")
+            plots.rename(self.plots["sawtooth"], self.saw_net, "torch net")
         if r.params.m != m:
             self._draw_yarotsky(r)
             self.error_net.setData([], [])
@@ -432,8 +432,8 @@ class DepthPanel(Panel):
         plot = self.plots["sawtooth"]
         zoom = L - SHOWN_LOG_PIECES
         count = f" = {2**L:,}" if L <= 16 else ""
-        _set_title(plot, f"f<sub>{L}</sub>: 2<sup>{L}</sup>{count} pieces")
-        _set_label(plot, "bottom", f"x · 2<sup>{zoom}</sup>: the first {n} pieces" if zoom > 0 else "x")
+        plots.set_title(plot, f"f<sub>{L}</sub>: 2<sup>{L}</sup>{count} pieces")
+        plots.set_label(plot, "bottom", f"x · 2<sup>{zoom}</sup>: the first {n} pieces" if zoom > 0 else "x")
         plot.getPlotItem().setXRange(0.0, 1.0, padding=0.02)
 
     def _draw_pieces_theory(self, r: TheoryResult) -> None:
@@ -443,7 +443,7 @@ class DepthPanel(Panel):
         self._pieces_top["deep"] = float(t.deep.max())
         self.shallow_line.setData(t.depths, t.shallow)
         L = r.params.depth
-        _set_title(self.plots["pieces"], f"2<sup>{L}</sup> deep vs {2 * L + 1} shallow")
+        plots.set_title(self.plots["pieces"], f"2<sup>{L}</sup> deep vs {2 * L + 1} shallow")
         self.plots["pieces"].getPlotItem().setXRange(0.5, t.depths[-1] + 0.5, padding=0)
         self._fit_pieces_range()
 
@@ -456,18 +456,18 @@ class DepthPanel(Panel):
         m = r.params.m
         self.f_m_line.setData(r.nodes, r.f_nodes)
         self.square_line.setData(r.grid, r.square)
-        _set_title(self.plots["yarotsky"], f"Yarotsky: f<sub>{m}</sub> ≈ x²")
+        plots.set_title(self.plots["yarotsky"], f"Yarotsky: f<sub>{m}</sub> ≈ x²")
         self.error_line.setData(r.grid, r.error)
         self.bound_line.setData([0.0, 1.0], [r.bound, r.bound])
-        _set_title(self.plots["error"], f"max |f<sub>{m}</sub> − x²| = 2<sup>−{2 * m + 2}</sup>")
+        plots.set_title(self.plots["error"], f"max |f<sub>{m}</sub> − x²| = 2<sup>−{2 * m + 2}</sup>")
         self.plots["error"].getPlotItem().setYRange(-0.05 * r.bound, 1.6 * r.bound, padding=0)
 
     def _draw_net(self, r: NetResult) -> None:
         self.saw_net.setData(r.saw_x / shown_window(r.params.depth), r.saw_y)
         if r.count is not None:
-            _rename_in_legend(self.plots["sawtooth"], self.saw_net, f"torch net: {r.count:,} pieces")
+            plots.rename(self.plots["sawtooth"], self.saw_net, f"torch net: {r.count:,} pieces")
         else:
-            _rename_in_legend(self.plots["sawtooth"], self.saw_net, "torch net")
+            plots.rename(self.plots["sawtooth"], self.saw_net, "torch net")
         self.error_net.setData(r.yar_x, r.yar_error)
         self.mark_rendered()
 
@@ -485,7 +485,7 @@ class DepthPanel(Panel):
         lo, hi = r.counts.min(axis=1), r.counts.max(axis=1)
         self.random_range.setData(np.repeat(r.depths, 2), np.stack([lo, hi], axis=1).ravel().astype(float),
                                   connect="pairs")
-        _rename_in_legend(self.plots["pieces"], self.random_dots, f"random, width {r.width}")
+        plots.rename(self.plots["pieces"], self.random_dots, f"random, width {r.width}")
         self._fit_pieces_range()
         self.mark_rendered()
 
@@ -497,7 +497,7 @@ class DepthPanel(Panel):
         centres = -REGION_EXTENT + (np.arange(n) + 0.5) * side / n
         self.region_image.eoc_x = self.region_image.eoc_y = centres
         kind = "linear regions" if r.final else "regions (preview)"
-        _set_title(self.plots["regions"], f"{r.count:,} {kind}")
+        plots.set_title(self.plots["regions"], f"{r.count:,} {kind}")
         self.mark_rendered()
 
     def _draw_fit(self, f: D.FitFrame) -> None:
@@ -509,7 +509,7 @@ class DepthPanel(Panel):
         self.deep_loss.setData(steps, f.loss_history[:, 1])
         self.constant_loss.setData([0, f.steps], [f.constant_loss, f.constant_loss])
         self._fit_loss_range(f)
-        _set_title(self.plots["fits"], self._fit_title(f, "done" if f.done else "training"))
+        plots.set_title(self.plots["fits"], self._fit_title(f, "done" if f.done else "training"))
         self.set_progress(f.step / max(f.steps, 1))
         if f.done:
             self.set_progress(None)
@@ -540,33 +540,3 @@ class DepthPanel(Panel):
 
 def _init_words(init: str) -> str:
     return "exact weights + noise" if init == "near_exact" else "random init"
-
-
-def _foreground() -> str:
-    return plots.THEMES[plots.style()["theme"]]["foreground"]
-
-
-def _set_title(widget, text: str) -> None:
-    """A new title that survives a theme or presentation switch (plots re-apply ``eoc_title``)."""
-    item = widget.getPlotItem()
-    if getattr(item, "eoc_title", None) == text:
-        return
-    item.eoc_title = text
-    item.setTitle(text, color=_foreground(), size=f"{plots.sizes()['title']}pt")
-
-
-def _set_label(widget, side: str, text: str) -> None:
-    axis = widget.getPlotItem().getAxis(side)
-    if axis.labelText == text:
-        return
-    axis.setLabel(text, color=_foreground(), **{"font-size": f"{plots.sizes()['label']}pt"})
-    axis.resizeEvent()  # pyqtgraph centres an axis label only on resize, not when its text changes
-
-
-def _rename_in_legend(widget, item, text: str) -> None:
-    """Rename a plotted item in its legend and in the CSV export (which reads the item's name)."""
-    item.opts["name"] = text
-    legend = widget.getPlotItem().legend
-    for sample, label in legend.items:
-        if sample.item is item and label.text != text:
-            label.setText(text, color=_foreground(), size=f"{plots.sizes()['legend']}pt")

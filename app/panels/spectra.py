@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QSlider
 
 from app import plots
 from app.panels.base import Panel
@@ -438,8 +437,6 @@ class SpectraPanel(Panel):
         self._progress_timer = QTimer(self)
         self._progress_timer.setInterval(200)
         self._progress_timer.timeout.connect(self._poll_progress)
-        for name in ("depth", "width"):
-            _refine_log_slider(self.controls.controls.get(name))
 
     # -- parameter handling ---------------------------------------------------------------------
     def update_visibility(self) -> None:
@@ -583,7 +580,7 @@ class SpectraPanel(Panel):
             self._log_x_drawn = (log_x,)
             plot.getPlotItem().setLogMode(x=log_x, y=False)
             y_label = "density of log₁₀ λ" if log_x else "density ρ(λ)"
-            _set_label(plot, "left", y_label)
+            plots.set_label(plot, "left", y_label)
             legend = plot.getPlotItem().legend
             corner = "top-left" if log_x else "top-right"
             anchor = (0, 0) if log_x else (1, 0)
@@ -597,7 +594,7 @@ class SpectraPanel(Panel):
             tops.append(top)
             if theory is not None:
                 zero = max(zero, theory.zero_mass)
-                _rename(plot, items.line, _depth_label(depth, theory, sim))
+                plots.rename(plot, items.line, _depth_label(depth, theory, sim))
         y_top = 1.2 * max(tops + [0.0]) or 1.0
         for items in self._depth_items.values():
             for stick in items.sticks:
@@ -606,7 +603,7 @@ class SpectraPanel(Panel):
         title = "Spectrum of JJᵀ, shallow → deep" if len(self._depth_items) > 1 else "Spectrum of JJᵀ"
         if zero > 0:
             title = f"Spectrum of JJᵀ · point mass {_percent(zero)} at λ = 0, not drawn"
-        _set_title(plot, title)
+        plots.set_title(plot, title)
         self._set_spectrum_range(spans, y_top, log_x)
 
     def _draw_depth(self, depth: int, items: DepthItems, theory: DepthTheory | None, sim: SimStep | None,
@@ -694,7 +691,7 @@ class SpectraPanel(Panel):
                 y = np.array([getattr(s, field) for s in sims])
                 ok = _plottable(y)
                 items[key].setData(np.array([s.depth for s in sims])[ok], 10.0 ** y[ok])
-            _set_title(self.plots[f"moments_{weights}"], _moments_title(weights, weights == self.params.weights))
+            plots.set_title(self.plots[f"moments_{weights}"], _moments_title(weights, weights == self.params.weights))
             _fit_log_y(self.plots[f"moments_{weights}"], [i.getOriginalDataset()[1] for i in items.values()])
 
     def _draw_condition(self) -> None:
@@ -737,7 +734,7 @@ class SpectraPanel(Panel):
             line.setData(u.x, u.density[kind])
         (where, mass), = u.atoms["bernoulli"] or ((0.0, 0.0),)
         self.universal_atom.setData([where, where], [0.0, 0.9 * UNIVERSAL_TOP * mass])
-        _rename(self.plots["universality"], self.universal_atom, f"its point mass, {_percent(mass)}")
+        plots.rename(self.plots["universality"], self.universal_atom, f"its point mass, {_percent(mass)}")
         self.mark_rendered()
 
     def _title_universality(self) -> None:
@@ -747,34 +744,10 @@ class SpectraPanel(Panel):
         for kind, line in self.universal_lines.items():
             here = act.name != "linear" and act.bernoulli == (kind == "bernoulli")
             name = UNIVERSAL_NAMES[kind] + (f" ← {PHI_LABELS[act.name]}" if here else "")
-            _rename(plot, line, name)
+            plots.rename(plot, line, name)
 
 
 # -- drawing helpers ------------------------------------------------------------------------------
-
-def _refine_log_slider(control) -> None:
-    """Give an integer log-scale slider 100 steps a decade.
-
-    app.controls maps an int field with scale="log" onto a QSlider over int(log₁₀ lo) … int(log₁₀ hi),
-    i.e. four positions (1, 10, 100, 1000) for depth and width; until it is fixed there, this panel
-    re-maps its own two sliders. Does nothing once the shared control has a finer slider.
-    """
-    slider = getattr(control, "slider", None)
-    if not isinstance(slider, QSlider) or slider.maximum() - slider.minimum() > 50:
-        return
-    s = control.spec
-
-    def to_slider(value):
-        return 100.0 * math.log10(value)
-
-    def from_slider(pos):
-        return int(min(max(round(10.0 ** (pos / 100.0)), s.lo), s.hi))
-
-    control._to_slider, control._from_slider = to_slider, from_slider
-    slider.blockSignals(True)
-    slider.setRange(round(to_slider(s.lo)), round(to_slider(s.hi)))
-    slider.blockSignals(False)
-
 
 def classical_location(t: DepthTheory, q: float) -> float:
     """ln λ where the theory law's CDF reaches q (NaN below the drawn range: 0 or under the floor)."""
@@ -881,25 +854,6 @@ def _csv_name(item, name: str):
     """Name a curve for the CSV export only: items made without a name stay out of the legend."""
     item.opts["name"] = name
     return item
-
-
-def _set_title(plot, text: str) -> None:
-    """A plot title that survives theme and presentation switches (plots._apply reads eoc_title)."""
-    item = plot.getPlotItem()
-    item.eoc_title = text
-    fg = plots.THEMES[plots.style()["theme"]]["foreground"]
-    item.setTitle(text, color=fg, size=f"{plots.sizes()['title']}pt")
-
-
-def _set_label(plot, axis: str, text: str) -> None:
-    fg = plots.THEMES[plots.style()["theme"]]["foreground"]
-    plot.getPlotItem().setLabel(axis, text, color=fg, **{"font-size": f"{plots.sizes()['label']}pt"})
-
-
-def _rename(plot, item, text: str) -> None:
-    label = plot.getPlotItem().legend.getLabel(item)
-    if label is not None and label.text != text:
-        label.setText(text)
 
 
 def _depth_label(depth: int, theory: DepthTheory, sim: SimStep | None) -> str:

@@ -187,10 +187,10 @@ def test_set_critical_lands_on_chi_equal_one(panel, qtbot):
 
 
 def test_depth_and_width_sliders_have_fine_steps(panel, qtbot):
-    slider = panel.controls.controls["depth"].slider
-    assert slider.maximum() - slider.minimum() > 100
+    slider = panel.controls.controls["depth"].slider  # log-scale: positions are log₁₀ depth
+    assert (slider.maximum() - slider.minimum()) / slider.singleStep() >= 100
     with qtbot.waitSignal(panel.rendered, timeout=60_000):
-        slider.setValue(round(100 * math.log10(6)))
+        slider.setValue(math.log10(6))
     assert panel.params.depth == 6
     wait_rendered(qtbot, panel, timeout=60_000)
 
