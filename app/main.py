@@ -84,10 +84,9 @@ def render(args) -> int:
     errors: list[str] = []
     runner.failed.connect(lambda _k, label, msg: errors.append(f"{label}: {msg}"))
     if params is not None:
-        panel.params = params
-        panel.controls.set_values(params)
-        panel.update_visibility()
-    panel.refresh()
+        panel.load_params(params)  # a panel never drawn computes everything on its first parameters
+    else:
+        panel.refresh()
     deadline = time.monotonic() + RENDER_TIMEOUT_S
     while (panel.is_busy() or panel.render_count == 0) and time.monotonic() < deadline and not errors:
         app.processEvents()

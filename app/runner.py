@@ -126,6 +126,11 @@ class Runner(QObject):
             self.cancel(key)
         return self._pool.waitForDone(msecs)
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`shutdown` began: jobs that can stop between their own steps should."""
+        return self._closed
+
     def active_threads(self) -> int:
         return self._pool.activeThreadCount()
 

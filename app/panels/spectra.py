@@ -247,8 +247,7 @@ class Request:
         self._stop.set()
 
     def stopped(self) -> bool:
-        # Runner.shutdown() does not tell the panel; its (private) closed flag is the only sign.
-        return self._stop.is_set() or bool(getattr(self._runner, "_closed", False))
+        return self._stop.is_set() or (self._runner is not None and self._runner.closed)
 
     def tick(self) -> None:
         if self.stopped():

@@ -39,6 +39,15 @@ def wait_rendered(qtbot, panel, timeout=20_000):
     qtbot.waitUntil(lambda: not panel.is_busy() and panel.render_count > 0, timeout=timeout)
 
 
+def type_value(panel, name: str, text: str):
+    """Type ``text`` into the box of control ``name`` and press Enter, as a user would; the box."""
+    box = panel.controls.controls[name].edit
+    box.setText(text)
+    box.setModified(True)
+    box.editingFinished.emit()
+    return box
+
+
 def open_panel(qtbot, panel_cls, timeout=60_000, **params):
     """A panel with its own runner, shown at lecture size and rendered once with ``params``.
 

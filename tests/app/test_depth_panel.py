@@ -13,7 +13,7 @@ import pytest
 
 from app.panels.depth import SHOWN_LOG_PIECES, DepthPanel
 from core.depth import DepthParams
-from tests.app.conftest import close_panel, open_panel, wait_rendered
+from tests.app.conftest import close_panel, open_panel, type_value, wait_rendered
 
 SMALL = dict(depth=4, m=3, width=8, region_depth=2, train_steps=200)
 
@@ -130,9 +130,7 @@ def test_every_numeric_control_redraws(panel, qtbot):
             if control.slider is not None and spec.scale == "linear":
                 control.slider.setValue(new)
             else:
-                control.edit.setText(str(new))
-                control.edit.setModified(True)
-                control.edit.editingFinished.emit()
+                type_value(panel, name, str(new))
         assert getattr(panel.params, name) == pytest.approx(new), name
         wait_rendered(qtbot, panel)
         assert not panel.error_banner.isVisible(), panel.error_banner.text()
@@ -142,10 +140,7 @@ def test_every_numeric_control_redraws(panel, qtbot):
                                               ("2.5", "whole number")])
 def test_out_of_range_depth_is_refused_with_a_message(panel, text, words):
     before = panel.params
-    box = panel.controls.controls["depth"].edit
-    box.setText(text)
-    box.setModified(True)
-    box.editingFinished.emit()
+    box = type_value(panel, "depth", text)
     assert panel.params == before
     assert words in panel.controls.message.text() and "depth L" in panel.controls.message.text()
     assert box.text() == str(before.depth)

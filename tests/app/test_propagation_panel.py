@@ -10,7 +10,7 @@ import pytest
 from app.panels.propagation import PropagationPanel
 from app.runner import Runner
 from core.activations import NAMES
-from tests.app.conftest import close_panel, open_panel, wait_rendered
+from tests.app.conftest import close_panel, open_panel, type_value, wait_rendered
 
 SMALL = dict(width=120, depth=6, seeds=1)
 
@@ -39,10 +39,7 @@ def test_dragging_sigma_w_rerenders_the_theory(panel, qtbot):
 
 
 def test_typing_a_value_is_as_good_as_dragging(panel, qtbot):
-    box = panel.controls.controls["sigma_b"].edit
-    box.setText("0.35")
-    box.setModified(True)
-    box.editingFinished.emit()
+    type_value(panel, "sigma_b", "0.35")
     assert panel.params.sigma_b == 0.35
     assert panel.controls.controls["sigma_b"].slider.value() == pytest.approx(0.35)
 
@@ -51,10 +48,7 @@ def test_typing_a_value_is_as_good_as_dragging(panel, qtbot):
                                               ("nan", "finite"), ("-1", "out of range")])
 def test_out_of_range_typing_is_refused_with_a_message(panel, text, words):
     before = panel.params
-    box = panel.controls.controls["sigma_w"].edit
-    box.setText(text)
-    box.setModified(True)
-    box.editingFinished.emit()
+    box = type_value(panel, "sigma_w", text)
     assert panel.params == before
     assert words in panel.controls.message.text()
     assert "σ_w" in panel.controls.message.text()

@@ -11,7 +11,7 @@ from app.panels import spectra as panel_module
 from app.panels.spectra import SpectraPanel
 from core import spectra as spec
 from core.activations import NAMES
-from tests.app.conftest import close_panel, open_panel, wait_rendered
+from tests.app.conftest import close_panel, open_panel, type_value, wait_rendered
 
 SMALL = dict(width=48, depth=1)
 SIM_KEY = "spectra:simulation"
@@ -22,13 +22,6 @@ def panel(qtbot):
     p, runner = open_panel(qtbot, SpectraPanel, **SMALL)
     yield p
     close_panel(runner)
-
-
-def _type(panel, name: str, text: str) -> None:
-    box = panel.controls.controls[name].edit
-    box.setText(text)
-    box.setModified(True)
-    box.editingFinished.emit()
 
 
 def _set(qtbot, panel, timeout=60_000, **changes) -> None:
@@ -121,7 +114,7 @@ def test_a_stale_simulation_stops_between_the_engines_yields():
                                                      ("sigma_w", "0", "σ_w")])
 def test_bad_values_are_refused_with_a_message_naming_the_field(panel, name, text, label):
     before = panel.params
-    _type(panel, name, text)
+    type_value(panel, name, text)
     message = panel.controls.message.text()
     assert panel.params == before
     assert message.startswith(label) and "out of range" in message, message
