@@ -7,6 +7,7 @@ of them, and export writes each plot as PNG, SVG and CSV the same way.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from pathlib import Path
 
@@ -71,11 +72,28 @@ def make_plot(title: str, x_label: str, y_label: str, *, x_units: str | None = N
         # An axis (with its grid) costs ~4 ms to paint; cached, a data change repaints in a blit.
         axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     if legend:
-        item.addLegend(offset=LEGEND_OFFSETS[legend])
+        _cached_legend(item.addLegend(offset=LEGEND_OFFSETS[legend]))
     _plots.append(widget)
     widget.destroyed.connect(lambda *_: _forget(widget))
     _apply(widget)
     return widget
+
+
+def _cached_legend(legend: pg.LegendItem) -> None:
+    """Paint the legend (box, samples, labels) once and blit it while the curves under it change:
+    otherwise it is redrawn with every data change of its plot (~2 ms each)."""
+    add = legend.addItem
+
+    def add_cached(item, name):
+        add(item, name)
+        stack = [legend]
+        while stack:
+            node = stack.pop()
+            node.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            stack += node.childItems()
+
+    legend.addItem = add_cached
+    legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 def _forget(widget) -> None:
@@ -100,6 +118,71 @@ def reference_line(plot: pg.PlotWidget, name: str | None = None) -> pg.PlotDataI
     item.eoc_role = ("reference",)
     _style_item(item)
     return item
+
+
+def nice_bounds(lo: float, hi: float) -> tuple[float, float]:
+    """[lo, hi] padded by 4 % and rounded outward to a multiple of a 1-2-5 step (a twentieth of the span)."""
+    span = hi - lo
+    if not span > 0:
+        span = abs(hi) or 1.0
+        lo, hi = lo - 0.5 * span, hi + 0.5 * span
+    lo, hi = lo - 0.04 * span, hi + 0.04 * span
+    raw = (hi - lo) / 20.0
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = next(k * mag for k in (1.0, 2.0, 5.0, 10.0) if k * mag >= raw * (1 - 1e-12))
+    return math.floor(lo / step) * step, math.ceil(hi / step) * step
+
+
+def span(*arrays) -> tuple[float, float]:
+    """(min, max) over the finite values of ``arrays`` ((nan, nan) when there are none)."""
+    values = [np.asarray(a, float).ravel() for a in arrays if a is not None]
+    values = np.concatenate(values) if values else np.zeros(0)
+    values = values[np.isfinite(values)]
+    return (float(values.min()), float(values.max())) if values.size else (math.nan, math.nan)
+
+
+def follow_range(widget: pg.PlotWidget, x: tuple[float, float] | None = None,
+                 y: tuple[float, float] | None = None) -> None:
+    """Keep the view on data spanning ``x`` and ``y`` (data coordinates, linear axes) without moving
+    it on every small change.
+
+    The view changes only when the data leave it or shrink to under a third of it, and then to
+    rounded bounds: an axis (ticks, labels, grid) is the dearest thing to repaint, and pyqtgraph's
+    auto-range would move every axis on every slider step. Once the user pans or zooms an axis it is
+    left alone, until the plot's "A" button asks for auto-range again.
+    """
+    vb = widget.getPlotItem().getViewBox()
+    follow = getattr(widget, "eoc_follow", None)
+    if follow is None:
+        follow = widget.eoc_follow = [True, True]
+
+        def user_moved(mouse_enabled) -> None:
+            for i, moved in enumerate(mouse_enabled[:2]):
+                follow[i] = follow[i] and not moved
+
+        vb.sigRangeChangedManually.connect(user_moved)
+    current = vb.viewRange()
+    update = {}
+    for i, (name, want) in enumerate((("xRange", x), ("yRange", y))):
+        if want is None:
+            continue
+        lo, hi = (float(v) for v in want)
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+            continue
+        auto = bool(vb.state["autoRange"][i])
+        if not (follow[i] or auto):
+            continue
+        follow[i] = True
+        c_lo, c_hi = current[i]
+        inside = c_lo <= lo and hi <= c_hi and (c_hi - c_lo) <= 3.0 * max(hi - lo, 1e-12 * max(abs(hi), 1.0))
+        if auto:
+            update[name] = nice_bounds(lo, hi)
+        elif not inside:
+            # Room to spare on the side the data left by, so that the next small step stays inside.
+            room = 0.2 * max(hi - lo, 1e-12 * max(abs(hi), 1.0))
+            update[name] = nice_bounds(lo - room if lo < c_lo else lo, hi + room if hi > c_hi else hi)
+    if update:
+        vb.setRange(**update, padding=0, disableAutoRange=True)
 
 
 def set_title(widget: pg.PlotWidget, text: str) -> None:
@@ -202,7 +285,8 @@ def _apply(widget: pg.PlotWidget) -> None:
         axis.setTextPen(pg.mkPen(fg))
         axis.setTickFont(tick_font)
         axis.label.setFont(_font(s["label"]))
-        axis.setStyle(tickTextOffset=6)
+        # Major ticks only: a quarter of the cost to repaint, and a cleaner grid from the back row.
+        axis.setStyle(tickTextOffset=6, maxTickLevel=0)
         if axis.labelText:
             axis.setLabel(axis.labelText, units=axis.labelUnits, color=fg, **{"font-size": f"{s['label']}pt"})
     item.showGrid(x=True, y=True, alpha=theme["grid"])
@@ -233,7 +317,10 @@ def set_style(theme: str | None = None, presentation: bool | None = None) -> Non
     if presentation is not None:
         _style["presentation"] = bool(presentation)
     for widget in list(_plots):
-        _apply(widget)
+        if widget.getPlotItem() is None:  # closed (pyqtgraph drops the item on close)
+            _forget(widget)
+        else:
+            _apply(widget)
 
 
 def style() -> dict:

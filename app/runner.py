@@ -8,7 +8,9 @@ slider moves costs two computations, not 200. Results of superseded requests are
 
 from __future__ import annotations
 
+import gc
 import inspect
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,6 +65,19 @@ def _as_generator(fn: Callable, args: tuple, kwargs: dict):
 def _message(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
+
+
+_frozen: set[str] = set()
+
+
+def _freeze_modules() -> None:
+    """Exempt what is alive once the app (and later torch) has been imported from the cyclic garbage
+    collector: torch's ~10⁵ long-lived objects otherwise make every full collection a ~150 ms pause
+    of every thread, GUI included, in the middle of a simulation."""
+    for name in ("app.window", "torch"):
+        if name not in _frozen and name in sys.modules:
+            _frozen.add(name)
+            gc.freeze()
 
 
 class Runner(QObject):
@@ -196,6 +211,7 @@ class Runner(QObject):
             self.long_running.emit(key, job.label, True)
 
     def _on_finished(self, key: str, worker: GeneratorWorker) -> None:
+        _freeze_modules()
         if self._running.get(key) is worker:
             del self._running[key]
         if key in self._long and key not in self._pending:

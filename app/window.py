@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
@@ -15,11 +16,13 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app import __version__
 from app import plots as plotting
-from app.panels import PANELS, panel_class
+from app.panels import NAMES, PANELS, panel_class, params_class
 from app.panels.base import Panel
 from app.paramsets import (
     ParamFileError,
@@ -33,6 +36,7 @@ from app.paramsets import (
     write_session,
 )
 from app.runner import Job, Runner
+from core.params import Params
 
 DEVICE_PROBE_DELAY_MS = 3000
 SETTINGS_ORG = "EdgeOfChaos"
@@ -50,8 +54,31 @@ def _device_description() -> str:
     return device.describe()
 
 
+class _Panels(Mapping):
+    """Every panel by name, built on first use: a lecture opens on one tab, and building all seven
+    (~1 s of widgets) would sit between the launch and the first plot."""
+
+    def __init__(self, window: MainWindow):
+        self._window = window
+        self.built: dict[str, Panel] = {}
+
+    def __getitem__(self, name: str) -> Panel:
+        if name not in self.built:
+            if name not in NAMES:
+                raise KeyError(name)
+            self._window._build_panel(name)
+        return self.built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(NAMES)
+
+    def __len__(self) -> int:
+        return len(NAMES)
+
+
 class MainWindow(QMainWindow):
-    """The application window; ``panels`` maps each panel name to its Panel."""
+    """The application window; ``panels`` maps each panel name to its Panel (built when first shown
+    or asked for)."""
 
     def __init__(self, restore: bool = True, tab: str | None = None):
         super().__init__()
@@ -62,23 +89,38 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.setCentralWidget(self.tabs)
-        self.panels: dict[str, Panel] = {}
+        self.panels = _Panels(self)
+        #: Parameters for panels not built yet (from a session or a parameter set), applied when built.
+        self._waiting: dict[str, Params] = {}
+        self._hosts: dict[str, QWidget] = {}
         for entry in PANELS:
-            panel = panel_class(entry.name)(self.runner)
-            panel.message.connect(self.status_message)
-            self.panels[entry.name] = panel
-            self.tabs.addTab(panel, entry.title.replace("&", "&&"))  # a bare & would make a mnemonic
+            host = QWidget()
+            host.eoc_panel = entry.name
+            QVBoxLayout(host).setContentsMargins(0, 0, 0, 0)
+            self._hosts[entry.name] = host
+            self.tabs.addTab(host, entry.title.replace("&", "&&"))  # a bare & would make a mnemonic
         self._build_status_bar()
         self._build_menus()
-        self.tabs.currentChanged.connect(self._tab_changed)
         if restore:
             self._restore_session()
         if tab is not None:
-            self.tabs.setCurrentWidget(self.panels[tab])
+            self.tabs.setCurrentWidget(self._hosts[tab])
+        self.tabs.currentChanged.connect(self._tab_changed)
         self._tab_changed(self.tabs.currentIndex())
         # torch takes ~2 s to import: find the device only once the first plots are up.
         QTimer.singleShot(DEVICE_PROBE_DELAY_MS, self, lambda: self.runner.submit(
             Job("app:device", _device_description, on_result=self._set_device, label="device")))
+
+    def _build_panel(self, name: str) -> None:
+        panel = panel_class(name)(self.runner, params=self._waiting.pop(name, None))
+        panel.message.connect(self.status_message)
+        self._hosts[name].layout().addWidget(panel)
+        self.panels.built[name] = panel
+
+    def show_panel(self, name: str) -> Panel:
+        """Bring panel ``name``'s tab to the front (building it if need be); the panel."""
+        self.tabs.setCurrentWidget(self._hosts[name])
+        return self.panels[name]
 
     # -- chrome ---------------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
@@ -125,15 +167,16 @@ class MainWindow(QMainWindow):
         self._action(help_menu, "&About Edge of Chaos", self.show_about, "Shift+F1")
 
     def current_panel(self) -> Panel:
-        return self.tabs.currentWidget()
+        return self.panels[self.current_name()]
 
     def current_name(self) -> str:
-        return self.current_panel().name
+        return self.tabs.currentWidget().eoc_panel
 
     def _tab_changed(self, index: int) -> None:
-        panel = self.tabs.widget(index)
-        if panel is None:
+        host = self.tabs.widget(index)
+        if host is None:
             return
+        panel = self.panels[host.eoc_panel]
         if panel.render_count == 0 and not panel.is_busy():
             panel.refresh()
         self._rebuild_presets(panel)
@@ -205,9 +248,9 @@ class MainWindow(QMainWindow):
         except ParamFileError as err:
             self.report_error(f"Parameter set refused — {err}. Nothing was changed.")
             return False
-        self.tabs.setCurrentWidget(self.panels[name])
-        self.panels[name].load_params(params)
-        self.status_message(f"Loaded {Path(path).name} into {self.panels[name].title}")
+        panel = self.show_panel(name)
+        panel.load_params(params)
+        self.status_message(f"Loaded {Path(path).name} into {panel.title}")
         return True
 
     def save_params(self, path: str | None = None) -> Path | None:
@@ -248,7 +291,16 @@ class MainWindow(QMainWindow):
         return paths
 
     def all_params(self) -> dict:
-        return {name: p.params for name, p in self.panels.items() if p.Params.specs()}
+        """Each panel's parameters, without building a panel for it."""
+        out = {}
+        for name in NAMES:
+            if name in self.panels.built:
+                out[name] = self.panels.built[name].params
+            elif name in self._waiting:
+                out[name] = self._waiting[name]
+            elif (cls := params_class(name)) is not None and cls.specs():
+                out[name] = cls()
+        return {name: p for name, p in out.items() if p.specs()}
 
     def save_session(self, path: str | None = None) -> Path | None:
         if path is None:
@@ -278,8 +330,11 @@ class MainWindow(QMainWindow):
 
     def apply_session(self, session: Session) -> None:
         for name, params in session.params.items():
-            self.panels[name].load_params(params)
-        self.tabs.setCurrentWidget(self.panels[session.tab])
+            if name in self.panels.built:
+                self.panels.built[name].load_params(params)
+            else:
+                self._waiting[name] = params
+        self.show_panel(session.tab)
 
     def _restore_session(self) -> None:
         text = settings().value("session", "")

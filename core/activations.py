@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import erf as _erf
-from scipy.special import expit, ndtr
 
 Array = np.ndarray
 
@@ -30,6 +28,26 @@ LABELS = {
 SELU_LAMBDA = 1.0507009873554805
 SELU_ALPHA = 1.6732632423543772
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+# scipy.special takes ~0.2 s to import; it is loaded the first time an activation that needs it is
+# evaluated, not on the app's way to its first window.
+def _erf(x: Array) -> Array:
+    from scipy.special import erf
+
+    return erf(x)
+
+
+def expit(x: Array) -> Array:
+    from scipy.special import expit as logistic
+
+    return logistic(x)
+
+
+def ndtr(x: Array) -> Array:
+    from scipy.special import ndtr as normal_cdf
+
+    return normal_cdf(x)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import numpy as np
@@ -49,6 +49,7 @@ _PER_DECADE = 32        # table points per decade of q
 _TABLE_TERMS = 128      # Mehler orders in the tables (plus a one-term tail model)
 _EXACT_TERMS = 128      # Mehler orders the pointwise functions compute at each point's own q
 _TABLE_LOCK = threading.RLock()
+_MOMENTS_LOCK = threading.Lock()   # its own, so a slider's redraw never waits for a phase diagram's table
 _QUAD_FAST = 24         # … for layer-by-layer trajectories drawn live (error ~1e-5)
 _QUAD = 48              # Gauss–Legendre nodes per piece (48: exact to rounding even on one unsplit piece)
 _N_U = 513              # c = 1 − u², u uniform: the grid on which the correlation table is solved
@@ -123,7 +124,9 @@ def _with_tail(w: np.ndarray, slope1: np.ndarray):
 # ----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)
-class _Table:
+class _Moments:
+    """V(q), D(q) and their slopes on the log-q grid: all the pointwise fixed points need."""
+
     homogeneous: bool
     x0: float                 # ln Q_MIN
     h: float                  # grid step in ln q
@@ -136,6 +139,12 @@ class _Table:
     v1: float                 # V(1), D(1): all a homogeneous φ needs
     d1: float
     i1: int                   # the grid row of q = 1
+
+
+@dataclass(frozen=True, eq=False)
+class _Table(_Moments):
+    """The moments plus the normalised correlation kernel on a grid of c, for the phase diagram."""
+
     c: np.ndarray             # (N_u,) c = 1 − u², u uniform on [0, 1]
     s1: np.ndarray            # (n, N_u) s(c) − 1, with s(c) = (1 − m(c))/(1 − c), m the normalised kernel
     sd: np.ndarray            # (n, N_u) s(c) − m'(c)
@@ -223,6 +232,11 @@ def _kernel_on_grid(w: np.ndarray, tail: np.ndarray, c: np.ndarray):
     return s1, sd, dm
 
 
+def _moments(key: _Key) -> _Moments:
+    with _MOMENTS_LOCK:
+        return _build_moments(key)
+
+
 def _table(key: _Key) -> _Table:
     # Two workers asking for the same new φ at once (phase diagram and depth-scale curve) would
     # otherwise both spend half a second building it.
@@ -231,7 +245,7 @@ def _table(key: _Key) -> _Table:
 
 
 @lru_cache(maxsize=8)
-def _build_table(key: _Key) -> _Table:
+def _build_moments(key: _Key) -> _Moments:
     act = key.act
     bp = act.breakpoints
     n = int(round(_PER_DECADE * math.log10(Q_MAX / Q_MIN))) + 1
@@ -242,13 +256,21 @@ def _build_table(key: _Key) -> _Table:
         Vx = _moment_slope(_square(act.phi), q, bp)
         D = _moment(_square(act.dphi), q, bp)
         Dx = _moment_slope(_square(act.dphi), q, bp)
-    w, T, P = _mehler_weights(act, q, _TABLE_TERMS, V, D)
+    i1 = int(round(-x[0] / (x[1] - x[0])))
+    return _Moments(act.homogeneous, float(x[0]), float(x[1] - x[0]), q, float(act.phi(np.zeros(1))[0] ** 2),
+                    V, Vx, D, Dx, float(V[i1]), float(D[i1]), i1)
+
+
+@lru_cache(maxsize=8)
+def _build_table(key: _Key) -> _Table:
+    # The Mehler weights on 641 values of q are most of the ~0.3 s a new φ costs; the pointwise
+    # functions (a slider's redraw) need only the moments and never wait for them.
+    m = _moments(key)
+    w, T, P = _mehler_weights(key.act, m.q, _TABLE_TERMS, m.V, m.D)
     u = np.linspace(0.0, 1.0, _N_U)
     c = 1.0 - u * u
     s1, sd, dm = _kernel_on_grid(w, _power_law_tail(T, P, _TABLE_TERMS), c)
-    i1 = int(round(-x[0] / (x[1] - x[0])))
-    return _Table(act.homogeneous, float(x[0]), float(x[1] - x[0]), q, float(act.phi(np.zeros(1))[0] ** 2),
-                  V, Vx, D, Dx, float(V[i1]), float(D[i1]), i1, c, s1, sd, dm)
+    return _Table(**{f.name: getattr(m, f.name) for f in fields(_Moments)}, c=c, s1=s1, sd=sd, dm=dm)
 
 
 def tables(phi: str | Activation, mu2: float = 1.0) -> None:
@@ -350,7 +372,7 @@ def _suffix_min(s: np.ndarray) -> np.ndarray:
     return np.minimum.accumulate(s[..., ::-1], axis=-1)[..., ::-1]
 
 
-def _bracket_q_star(tab: _Table, a: np.ndarray, sb2: np.ndarray):
+def _bracket_q_star(tab: _Moments, a: np.ndarray, sb2: np.ndarray):
     """Grid bracket [lo, hi] of the stable fixed point reached from large q; ``div`` where it diverges.
 
     With s(q) = q − a V(q), a = σ_w² μ₂, iterating q ↦ a V(q) + σ_b² from q = ∞ descends to the largest
@@ -367,7 +389,7 @@ def _bracket_q_star(tab: _Table, a: np.ndarray, sb2: np.ndarray):
     return qf[j - 1], qf[j], s[rows, j - 1], s[rows, j], div
 
 
-def _q_star_exact(act: Activation, tab: _Table, a: np.ndarray, sb2: np.ndarray) -> np.ndarray:
+def _q_star_exact(act: Activation, tab: _Moments, a: np.ndarray, sb2: np.ndarray) -> np.ndarray:
     """q* to rounding: bracketed on the table grid, then safeguarded Newton with exact quadrature."""
     lo, hi, slo, shi, div = _bracket_q_star(tab, a, sb2)
     out = np.full(a.shape, np.inf)
@@ -400,7 +422,7 @@ def _fixed_exact(act: Activation, sigma_w, sigma_b, mu2):
     """The fixed point of every point of the broadcast (sigma_w, sigma_b, mu2), by exact quadrature."""
     shape, (sw, sb, mu) = _flat(sigma_w, sigma_b, mu2)
     _check_mu2(mu)
-    tab = _table(_Key(act))
+    tab = _moments(_Key(act))
     a = sw * sw * mu
     sb2 = sb * sb
     if act.homogeneous:
@@ -602,13 +624,14 @@ def c_map(c, q, sigma_w, sigma_b, phi, mu2=1.0) -> np.ndarray:
     return _c_map(c, q, sw, sb, act, mu, _QUAD).reshape(shape)
 
 
-def _c_map(c, q, sw, sb, act: Activation, mu, nodes: int) -> np.ndarray:
+def _c_map(c, q, sw, sb, act: Activation, mu, nodes: int, den=None) -> np.ndarray:
     c = np.clip(c, -1.0, 1.0)
     qk = np.clip(np.where(np.isnan(q), 0.0, q), Q_MIN, Q_MAX)
     bp = act.breakpoints
     cov = gaussian.expect2(act.phi, act.phi, qk, qk, c, bp, bp, nodes)
     num = sw * sw * cov + sb * sb
-    den = sw * sw * mu * _moment(_square(act.phi), qk, bp) + sb * sb
+    if den is None:
+        den = sw * sw * mu * _moment(_square(act.phi), qk, bp) + sb * sb
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0.0, num / den, c)
 
@@ -649,6 +672,22 @@ def c_star(sigma_w, sigma_b, phi, mu2=1.0) -> np.ndarray:
     act = _act(phi)
     shape, fx = _fixed_exact(act, sigma_w, sigma_b, mu2)
     return _c_exact(act, fx)[0].reshape(shape)
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """q*, χ₁ and c* of one (σ_w, σ_b, φ, μ₂), arrays shaped like the broadcast arguments."""
+
+    q_star: np.ndarray
+    chi1: np.ndarray
+    c_star: np.ndarray
+
+
+def fixed_point(sigma_w, sigma_b, phi, mu2=1.0) -> FixedPoint:
+    """:func:`q_star`, :func:`chi1` and :func:`c_star` together, solving for q* once."""
+    act = _act(phi)
+    shape, fx = _fixed_exact(act, sigma_w, sigma_b, mu2)
+    return FixedPoint(fx.q_star.reshape(shape), fx.chi1.reshape(shape), _c_exact(act, fx)[0].reshape(shape))
 
 
 def depth_scales(sigma_w, sigma_b, phi, mu2=1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -922,15 +961,7 @@ def q_trajectory(q0, sigma_w, sigma_b, phi, mu2=1.0, depth=30) -> np.ndarray:
     act = _act(phi)
     shape, (q, sw, sb, mu) = _flat(q0, sigma_w, sigma_b, mu2)
     _check_mu2(mu)
-    out = np.empty((q.size, depth + 1))
-    out[:, 0] = q
-    with np.errstate(over="ignore"):
-        q = sw * sw * q + sb * sb
-    for layer in range(1, depth + 1):
-        out[:, layer] = q
-        if layer < depth:
-            q = q_map(q, sw, sb, act, mu)
-    return out.reshape(shape + (depth + 1,))
+    return _q_layers(q, sw, sb, act, mu, depth).reshape(shape + (depth + 1,))
 
 
 def c_trajectory(c0, q0, sigma_w, sigma_b, phi, mu2=1.0, depth=30) -> np.ndarray:
@@ -943,17 +974,9 @@ def c_trajectory(c0, q0, sigma_w, sigma_b, phi, mu2=1.0, depth=30) -> np.ndarray
     """
     act = _act(phi)
     shape, (c, q0_, sw, sb, mu) = _flat(c0, q0, sigma_w, sigma_b, mu2)
-    qs = q_trajectory(q0_, sw, sb, act, mu, depth).reshape(q0_.size, depth + 1)
-    out = np.empty((c.size, depth + 1))
-    out[:, 0] = c
-    num = sw * sw * q0_ * c + sb * sb
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = np.where(qs[:, 1] > 0.0, num / qs[:, 1], c)
-    for layer in range(1, depth + 1):
-        out[:, layer] = c
-        if layer < depth:
-            c = _c_map(c, qs[:, layer], sw, sb, act, mu, _QUAD_FAST)
-    return out.reshape(shape + (depth + 1,))
+    _check_mu2(mu)
+    qs = _q_layers(q0_, sw, sb, act, mu, depth)
+    return _c_layers(c, q0_, qs, sw, sb, act, mu).reshape(shape + (depth + 1,))
 
 
 def grad_trajectory(q0, sigma_w, sigma_b, phi, mu2=1.0, depth=30) -> np.ndarray:
@@ -967,14 +990,69 @@ def grad_trajectory(q0, sigma_w, sigma_b, phi, mu2=1.0, depth=30) -> np.ndarray:
     """
     act = _act(phi)
     shape, (q0_, sw, sb, mu) = _flat(q0, sigma_w, sigma_b, mu2)
-    qs = q_trajectory(q0_, sw, sb, act, mu, depth).reshape(q0_.size, depth + 1)
+    _check_mu2(mu)
+    qs = _q_layers(q0_, sw, sb, act, mu, depth)
+    return _grad_layers(qs, sw, act, mu).reshape(shape + (depth + 1,))
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """q^l, c^l and the back-propagated gradient variance for l = 0 … L (one set of layers)."""
+
+    q: np.ndarray
+    c: np.ndarray
+    grad: np.ndarray
+
+
+def trajectories(q0, c0, sigma_w, sigma_b, phi, mu2=1.0, depth=30) -> Trajectories:
+    """:func:`q_trajectory`, :func:`c_trajectory` and :func:`grad_trajectory` at one point at once,
+    sharing the variances (what a panel redraws on every slider move)."""
+    act = _act(phi)
+    q0_, c_, sw, sb, mu = (np.array([float(v)]) for v in (q0, c0, sigma_w, sigma_b, mu2))
+    _check_mu2(mu)
+    qs = _q_layers(q0_, sw, sb, act, mu, depth)
+    return Trajectories(qs[0], _c_layers(c_, q0_, qs, sw, sb, act, mu)[0], _grad_layers(qs, sw, act, mu)[0])
+
+
+def _q_layers(q, sw, sb, act: Activation, mu, depth: int) -> np.ndarray:
+    out = np.empty((q.size, depth + 1))
+    out[:, 0] = q
+    with np.errstate(over="ignore"):
+        q = sw * sw * q + sb * sb
+    for layer in range(1, depth + 1):
+        out[:, layer] = q
+        if layer < depth:
+            q = q_map(q, sw, sb, act, mu)
+    return out
+
+
+def _c_layers(c, q0, qs, sw, sb, act: Activation, mu) -> np.ndarray:
+    depth = qs.shape[1] - 1
+    out = np.empty((c.size, depth + 1))
+    out[:, 0] = c
+    num = sw * sw * q0 * c + sb * sb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.where(qs[:, 1] > 0.0, num / qs[:, 1], c)
+    for layer in range(1, depth + 1):
+        out[:, layer] = c
+        if layer < depth:
+            q = qs[:, layer]
+            # Where q is inside the clip range of the kernel, the denominator q_map(q) is the next
+            # layer's variance, already known.
+            den = qs[:, layer + 1] if np.all((q >= Q_MIN) & (q <= Q_MAX)) else None
+            c = _c_map(c, q, sw, sb, act, mu, _QUAD_FAST, den)
+    return out
+
+
+def _grad_layers(qs, sw, act: Activation, mu) -> np.ndarray:
+    depth = qs.shape[1] - 1
     d = _moment(_square(act.dphi), np.clip(np.where(np.isnan(qs), 0.0, qs), Q_MIN, Q_MAX), act.breakpoints)
     factors = (sw * sw * mu)[:, None] * d[:, 1:depth]          # from layer l to l − 1, l = 2 … L
-    out = np.ones((q0_.size, depth + 1))
+    out = np.ones((qs.shape[0], depth + 1))
     with np.errstate(over="ignore"):
         out[:, 1:depth] = np.cumprod(factors[:, ::-1], axis=1)[:, ::-1]
         out[:, 0] = out[:, 1] * sw * sw
-    return out.reshape(shape + (depth + 1,))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1078,13 +1156,15 @@ def simulate_steps(phi, sigma_w, sigma_b, depth=30, width=1000, *, noise="none",
 
     kept: dict[int, object] = {}
     keep = 4 * N * N * L <= _WEIGHT_BYTES
+    scale = sigma_w / math.sqrt(N)
 
     def weight(layer):
         if layer in kept:
             return kept.pop(layer)
         wgen = torch.Generator(device=dev)
         wgen.manual_seed(_layer_seed(int(seed), layer))
-        w = torch.randn(N, N, generator=wgen, device=dev) * (sigma_w / math.sqrt(N))
+        # Standard normal; the σ_w/√N goes into the products (alpha=…), saving a pass over N² numbers.
+        w = torch.randn(N, N, generator=wgen, device=dev)
         if keep:
             kept[layer] = w
         return w
@@ -1104,7 +1184,7 @@ def simulate_steps(phi, sigma_w, sigma_b, depth=30, width=1000, *, noise="none",
             if layer % _YIELD_EVERY == 0:
                 yield Progress(0.5 * layer / L)
             bias = sigma_b * torch.randn(N, generator=gen, device=dev)
-            h = torch.addmm(bias, a, weight(layer).T)
+            h = torch.addmm(bias, a, weight(layer).T, alpha=scale)
             hs.append(h)
             if layer < L:
                 mask = noise_mask(h.shape)
@@ -1115,7 +1195,7 @@ def simulate_steps(phi, sigma_w, sigma_b, depth=30, width=1000, *, noise="none",
         for layer in range(L, 0, -1):
             if layer % _YIELD_EVERY == 0:
                 yield Progress(1.0 - 0.5 * layer / L)
-            back = grads[layer] @ weight(layer)
+            back = torch.mm(grads[layer], weight(layer)).mul_(scale)
             if layer == 1:
                 grads[0] = back
                 break
@@ -1123,7 +1203,9 @@ def simulate_steps(phi, sigma_w, sigma_b, depth=30, width=1000, *, noise="none",
             with torch.enable_grad():
                 hh = hs[layer - 1].detach().requires_grad_(True)
                 upstream = back if mask is None else back * mask
-                (grads[layer - 1],) = torch.autograd.grad(act.torch(hh), hh, upstream)
+                # φ acts elementwise, so the vector-Jacobian product is the gradient of a scalar; with
+                # a tensor grad_outputs torch imports sympy on first use (0.5 s, 30 MB).
+                (grads[layer - 1],) = torch.autograd.grad((act.torch(hh) * upstream).sum(), hh)
         stats = torch.stack([torch.stack([(t * t).mean() for t in hs]),
                              torch.stack([_pair_correlation(t) for t in hs]),
                              torch.stack([(t * t).mean() for t in grads])]).double().cpu().numpy()

@@ -52,10 +52,10 @@ class Panel(QWidget):
     #: Parameters not shown as controls (set by drags or buttons only).
     hidden_params: tuple[str, ...] = ()
 
-    def __init__(self, runner: Runner | None = None, parent: QWidget | None = None):
+    def __init__(self, runner: Runner | None = None, parent: QWidget | None = None, params: Params | None = None):
         super().__init__(parent)
         self.runner = runner if runner is not None else Runner(self)
-        self.params = self.Params()
+        self.params = params if params is not None else self.Params()
         self.plots: dict[str, object] = {}
         self._job_keys: set[str] = set()
         self._scheduled_once = False
@@ -130,13 +130,20 @@ class Panel(QWidget):
         self.buttons.addWidget(button)
         return button
 
-    def submit(self, key: str, fn: Callable, *args, on_result=None, on_partial=None, delay_ms: int = 0,
-               label: str = "", device: str = "", **kwargs) -> None:
-        """Run ``fn(*args, **kwargs)`` off the GUI thread under this panel's job ``key``."""
+    def submit(self, key: str, fn: Callable, *args, on_result=None, on_partial=None, on_error=None,
+               delay_ms: int = 0, label: str = "", device: str = "", **kwargs) -> None:
+        """Run ``fn(*args, **kwargs)`` off the GUI thread under this panel's job ``key``; a failure
+        is shown above the plots (and passed to ``on_error`` when given)."""
         full = f"{self.name}:{key}"
         self._job_keys.add(full)
+        if on_error is not None:
+            def failed(text: str, also=on_error) -> None:
+                self.show_error(text)
+                also(text)
+        else:
+            failed = self.show_error
         self.runner.submit(Job(key=full, fn=fn, args=args, kwargs=kwargs, on_result=on_result,
-                               on_partial=on_partial, on_error=self.show_error, delay_ms=delay_ms,
+                               on_partial=on_partial, on_error=failed, delay_ms=delay_ms,
                                label=f"{self.title} · {label or key}", device=device))
 
     def mark_rendered(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pyqtgraph as pg
@@ -76,8 +77,8 @@ def critical_line(chi: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class MapsResult:
-    """The variance and correlation maps at the current point: cheap, drawn first."""
+class TheoryResult:
+    """Everything drawn from the mean-field theory at the current point (not the phase diagram)."""
 
     params: PropagationParams
     q_axis: np.ndarray
@@ -88,16 +89,19 @@ class MapsResult:
     c_star: float
     chi1: float
     diverges: bool
+    q_layers: np.ndarray       # q^l, l = 0 … L
+    c_layers: np.ndarray
+    grad_var: np.ndarray       # E[δ_l²] relative to the output layer, l = 0 … L
 
 
-def maps_job(p: PropagationParams) -> MapsResult:
+def theory_job(p: PropagationParams) -> TheoryResult:
     phi = p.activation
     sw, sb, mu2 = p.sigma_w, p.sigma_b, p.mu2
-    q_layers = prop.q_trajectory(p.q0, sw, sb, phi, mu2, min(p.depth, MAX_COBWEB_STEPS + 1))
-    qs = float(prop.q_star(sw, sb, phi, mu2))
-    chi = float(prop.chi1(sw, sb, phi, mu2))
-    cs = float(prop.c_star(sw, sb, phi, mu2))
-    finite = q_layers[np.isfinite(q_layers)]
+    fp = prop.fixed_point(sw, sb, phi, mu2)
+    qs, chi, cs = float(fp.q_star), float(fp.chi1), float(fp.c_star)
+    layers = prop.trajectories(p.q0, p.c0, sw, sb, phi, mu2, p.depth)
+    q_web = layers.q[: MAX_COBWEB_STEPS + 2]
+    finite = q_web[np.isfinite(q_web)]
     top = max(2.0 * qs if math.isfinite(qs) else 0.0, 1.5 * p.q0, 1.5 * float(finite.max(initial=0.0)), 1.0)
     top = min(top, 1e6)
     q_axis = np.linspace(0.0, top, 200)
@@ -105,30 +109,14 @@ def maps_job(p: PropagationParams) -> MapsResult:
         q_next = prop.q_map(q_axis, sw, sb, phi, mu2)
         c_next = c_map_curve(qs if math.isfinite(qs) and qs > 0 else max(p.q0, 1e-12), sw, sb, phi, mu2)
     # q¹ = σ_w² q⁰ + σ_b² is the first point on the q-map's axis; the cobweb climbs from (q¹, 0).
-    steps = q_layers[1:]
+    steps = q_web[1:]
     ok = np.isfinite(steps) & (steps <= top)
     steps = steps[: steps.size if ok.all() else int(np.argmin(ok))]
     xs = np.repeat(steps, 2)[:-1]
     ys = np.concatenate([[0.0], np.repeat(steps[1:], 2)])[: xs.size]
-    return MapsResult(p, q_axis, q_next, qs, (xs, ys), c_next, cs, chi,
-                      diverges=not math.isfinite(qs) or not np.all(np.isfinite(q_layers)))
-
-
-@dataclass(frozen=True)
-class DepthResult:
-    """q^l, c^l and the back-propagated gradient variance through the layers (the dearer part)."""
-
-    params: PropagationParams
-    q_layers: np.ndarray
-    c_layers: np.ndarray
-    grad_var: np.ndarray       # E[δ_l²] relative to the output layer, l = 0 … L
-
-
-def depth_job(p: PropagationParams) -> DepthResult:
-    phi = p.activation
-    args = (p.sigma_w, p.sigma_b, phi, p.mu2, p.depth)
-    return DepthResult(p, prop.q_trajectory(p.q0, *args), prop.c_trajectory(p.c0, p.q0, *args),
-                       prop.grad_trajectory(p.q0, *args))
+    return TheoryResult(p, q_axis, q_next, qs, (xs, ys), c_next, cs, chi,
+                        not math.isfinite(qs) or not np.all(np.isfinite(q_web)),
+                        layers.q, layers.c, layers.grad)
 
 
 def c_map_curve(q: float, sigma_w: float, sigma_b: float, phi, mu2: float) -> np.ndarray:
@@ -179,6 +167,9 @@ class PropagationPanel(Panel):
 
     def build(self) -> None:
         self._sims: list = []
+        self._theory_waiting: set[str] = set()
+        self._simulation_wanted = False
+        self._simulated_once = False
 
         phase = plots.make_plot("Phase diagram", "σ<sub>w</sub>", "σ<sub>b</sub>", legend="top-left")
         self.phase_image = pg.ImageItem(axisOrder="col-major")
@@ -210,8 +201,10 @@ class PropagationPanel(Panel):
         cmap = plots.make_plot("Correlation map", "c<sup>l</sup>", "c<sup>l+1</sup>", legend="bottom-right")
         self.c_curve = plots.theory_line(cmap, "c-map (theory)", 0)
         self.c_identity = plots.reference_line(cmap, "identity")
+        self.c_identity.setData([-1.0, 1.0], [-1.0, 1.0])
         self.c_slope = plots.theory_line(cmap, "slope χ₁ at c = 1", 3, dash=True, width_scale=0.8)
         self.c_fixed, _ = plots.sim_dots(cmap, "fixed point c*", 1, errors=False)
+        plots.follow_range(cmap, x=(-1.0, 1.0), y=(-1.0, 1.0))
         self.add_plot("correlation_map", cmap, 0, 2)
 
         dq = plots.make_plot("Variance through depth", "layer l", "q<sup>l</sup>")
@@ -282,17 +275,47 @@ class PropagationPanel(Panel):
         with pg.QtCore.QSignalBlocker(self.marker):
             self.marker.setPos(p.sigma_w, p.sigma_b)
         self.xi_now.setPos(p.sigma_w)
-        if changed & PHASE_KEYS:
-            self.submit("phase", phase_job, p, on_result=self._draw_phase, label="phase diagram")
+        theory_jobs = []
         if changed - SIM_ONLY_KEYS - {"heatmap"}:
-            # The through-depth job starts when the maps are drawn: run together, the two would share
-            # one interpreter lock and both arrive late.
-            self.submit("maps", maps_job, p, on_result=self._draw_maps, label="maps")
+            theory_jobs.append(("theory", theory_job, self._draw_theory, "theory"))
+        if changed & PHASE_KEYS:
+            theory_jobs.append(("phase", phase_job, self._draw_phase, "phase diagram"))
         if changed & SCALE_KEYS:
-            self.submit("scales", scales_job, p, on_result=self._draw_scales, label="depth scales")
+            theory_jobs.append(("scales", scales_job, self._draw_scales, "depth scales"))
         if changed - {"heatmap"}:
             self._sims = []
-            self.submit("simulation", simulation_job, p, on_partial=self._draw_simulation, delay_ms=150,
+            self._simulation_wanted = True
+            # The simulation starts once the theory it changed is drawn: run together, they would share
+            # one interpreter lock (and, at launch, torch's import) and the lines would come late.
+            self.runner.cancel(self._key("simulation"))
+        for key, job, draw, label in theory_jobs:
+            self._theory_waiting.add(key)
+            self.submit(key, job, p, on_result=partial(self._drew, key, draw),
+                        on_error=lambda _text, k=key: self._theory_drawn(k), label=label)
+        self._theory_drawn(None)
+
+    def cancel(self) -> None:
+        self._theory_waiting.clear()
+        self._simulation_wanted = False
+        super().cancel()
+
+    def _key(self, job: str) -> str:
+        return f"{self.name}:{job}"
+
+    def _drew(self, key: str, draw, result) -> None:
+        draw(result)
+        self._theory_drawn(key)
+
+    def _theory_drawn(self, key: str | None) -> None:
+        self._theory_waiting.discard(key)
+        if self._simulation_wanted and not self._theory_waiting:
+            self._simulation_wanted = False
+            p = self.params
+            # Debounced while a slider moves; the first one (at launch) waits only for the repaint that
+            # shows the theory (torch's import would hold the interpreter lock through it).
+            delay = 150 if self._simulated_once else 40
+            self._simulated_once = True
+            self.submit("simulation", simulation_job, p, on_partial=self._draw_simulation, delay_ms=delay,
                         label=f"simulation (N = {p.width}, L = {p.depth})")
 
     # -- drawing --------------------------------------------------------------------------------
@@ -308,36 +331,36 @@ class PropagationPanel(Panel):
         self.critical.setData(r.critical_w[ok], SIGMA_B_GRID[ok])
         self.mark_rendered()
 
-    def _draw_maps(self, r: MapsResult) -> None:
+    def _draw_theory(self, r: TheoryResult) -> None:
         p = r.params
-        self.submit("depth", depth_job, p, on_result=self._draw_depth, label="theory through depth")
         finite = np.isfinite(r.q_next)
         self.q_curve.setData(r.q_axis[finite], r.q_next[finite])
-        self.q_identity.setData(r.q_axis[[0, -1]], r.q_axis[[0, -1]])
+        if self.q_identity.getData()[0] is None or self.q_identity.getData()[0][-1] != r.q_axis[-1]:
+            self.q_identity.setData(r.q_axis[[0, -1]], r.q_axis[[0, -1]])
         self.cobweb.setData(*r.cobweb)
         if math.isfinite(r.q_star) and r.q_star <= r.q_axis[-1]:
             self.q_fixed.setData([r.q_star], [r.q_star])
         else:
             self.q_fixed.setData([], [])
         self.c_curve.setData(C_GRID, r.c_next)
-        self.c_identity.setData([-1.0, 1.0], [-1.0, 1.0])
         c_lo = 1.0 - 1.0 / max(r.chi1, 0.5) if math.isfinite(r.chi1) else 0.9
         self.c_slope.setData([max(c_lo, -1.0), 1.0], [1.0 + r.chi1 * (max(c_lo, -1.0) - 1.0), 1.0])
         self.c_fixed.setData([r.c_star], [r.c_star])
-        self.xi_depth.setData(XI_SIGMA_W[[0, -1]], [p.depth, p.depth])
+        top = r.q_axis[-1]
+        plots.follow_range(self.plots["variance_map"], x=(0.0, top), y=(0.0, max(top, plots.span(r.q_next)[1])))
+        if self.xi_depth.getData()[1] is None or self.xi_depth.getData()[1][0] != p.depth:
+            self.xi_depth.setData(XI_SIGMA_W[[0, -1]], [p.depth, p.depth])
         if r.diverges:
             self.show_notice(f"The variance diverges: with {p.activation} at σ_w = {p.sigma_w:g}, "
                              f"σ_w²μ₂E[φ²]/q stays above 1, so q^l → ∞ (drawn up to where it is finite).")
         else:
             self.show_notice("")
-        self.mark_rendered()
-
-    def _draw_depth(self, r: DepthResult) -> None:
-        layers = np.arange(r.params.depth + 1)
+        layers = np.arange(p.depth + 1)
         ok = np.isfinite(r.q_layers)
         self.q_theory.setData(layers[ok], r.q_layers[ok])
         self.c_theory.setData(layers, r.c_layers)
         self._draw_histogram_theory(r)
+        self._fit_views()
         self.mark_rendered()
 
     def _draw_scales(self, r: ScalesResult) -> None:
@@ -360,12 +383,27 @@ class PropagationPanel(Panel):
             dots, _ = plots.sim_dots(plot, None, i, errors=False)
             store[layer] = (line, dots)
 
-    def _draw_histogram_theory(self, r: DepthResult) -> None:
-        for store, variances, plot in ((self.hist_pre, r.q_layers, self.hist_plots[0]),
-                                       (self.hist_grad, r.grad_var, self.hist_plots[1])):
-            peaks = [_gaussian_line(store[layer][0], variances[layer]) for layer in hist_layers(r.params.depth)]
+    def _draw_histogram_theory(self, r: TheoryResult) -> None:
+        for store, variances in ((self.hist_pre, r.q_layers), (self.hist_grad, r.grad_var)):
+            for layer in hist_layers(r.params.depth):
+                _gaussian_line(store[layer][0], variances[layer])
+
+    def _fit_views(self) -> None:
+        """Views that follow the theory and the simulations drawn for the current parameters."""
+        depth = self.params.depth
+        for widget, theory, field in ((self.plots["variance_depth"], self.q_theory, "q"),
+                                      (self.plots["correlation_depth"], self.c_theory, "c")):
+            values = [theory.getData()[1]]
+            if self._sims:
+                runs = np.array([getattr(s, field) for s in self._sims])
+                mean, sd = runs.mean(0), runs.std(0)
+                values += [mean - sd, mean + sd]
+            plots.follow_range(widget, x=(0.0, depth), y=plots.span(*values))
+        for widget, store in zip(self.hist_plots, (self.hist_pre, self.hist_grad), strict=True):
+            data = [item.getData() for pair in store.values() for item in pair]
             # Head-room above the tallest curve keeps the legend off the data.
-            plot.getPlotItem().setYRange(0.0, 2.0 * max(peaks + [1e-12]), padding=0)
+            plots.follow_range(widget, x=plots.span(*(x for x, _ in data)),
+                               y=(0.0, 2.0 * max(plots.span(*(y for _, y in data))[1], 1e-12)))
 
     def _draw_simulation(self, sim: prop.Simulation | prop.Progress) -> None:
         if isinstance(sim, prop.Progress):
@@ -386,18 +424,18 @@ class PropagationPanel(Panel):
                 rows = [getattr(s, field)[list(s.sample_layers).index(layer)] for s in self._sims
                         if layer in s.sample_layers]
                 _hist_dots(dots, np.concatenate(rows) if rows else np.zeros(0))
+        self._fit_views()
         self.mark_rendered()
 
 
-def _gaussian_line(item, var: float) -> float:
-    """Draw the N(0, var) density; its peak height (0 when there is nothing finite to draw)."""
+def _gaussian_line(item, var: float) -> None:
+    """Draw the N(0, var) density (nothing where the variance is not finite and positive)."""
     if not math.isfinite(var) or var <= 0:
         item.setData([], [])
-        return 0.0
+        return
     sd = math.sqrt(var)
     x = np.linspace(-4 * sd, 4 * sd, 161)
     item.setData(x, np.exp(-0.5 * (x / sd) ** 2) / (sd * math.sqrt(2 * math.pi)))
-    return 1.0 / (sd * math.sqrt(2 * math.pi))
 
 
 def _hist_dots(item, samples: np.ndarray) -> None:

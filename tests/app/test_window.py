@@ -47,7 +47,7 @@ def test_menus_have_the_promised_actions_with_shortcuts(window):
 
 
 def test_presets_menu_lists_the_current_panels_presets_and_applies_them(window, qtbot):
-    window.tabs.setCurrentWidget(window.panels["propagation"])
+    window.show_panel("propagation")
     titles = [a.text() for a in window.presets_menu.actions()]
     assert any("Pretorius" in t for t in titles)
     action = next(a for a in window.presets_menu.actions() if "dropout" in a.text())
@@ -58,7 +58,7 @@ def test_presets_menu_lists_the_current_panels_presets_and_applies_them(window, 
 
 def test_parameter_set_round_trip_through_the_menu_actions(window, tmp_path):
     panel = window.panels["propagation"]
-    window.tabs.setCurrentWidget(panel)
+    window.show_panel(panel.name)
     panel.set_params(sigma_w=2.2, phi="erf", depth=17)
     path = window.save_params(str(tmp_path / "set.json"))
     panel.set_params(sigma_w=1.0, phi="tanh")
@@ -109,7 +109,7 @@ def test_bad_session_is_refused_and_nothing_changes(window, tmp_path):
 
 def test_session_round_trip(window, tmp_path):
     window.panels["propagation"].set_params(sigma_b=0.7, noise="gaussian", noise_std=0.3)
-    window.tabs.setCurrentWidget(window.panels["propagation"])
+    window.show_panel("propagation")
     path = window.save_session(str(tmp_path / "session.json"))
     session = read_session(path)
     assert session.tab == "propagation"
@@ -124,7 +124,7 @@ def test_last_session_comes_back_on_restart(qtbot):
     first = MainWindow()
     qtbot.addWidget(first)
     first.panels["propagation"].set_params(sigma_w=2.75, phi="erf")
-    first.tabs.setCurrentWidget(first.panels["propagation"])
+    first.show_panel("propagation")
     first.close()
     assert settings().value("session")
     second = MainWindow()
@@ -146,7 +146,7 @@ def test_a_corrupt_stored_session_is_ignored_not_fatal(qtbot):
 
 def test_export_writes_png_svg_csv_and_the_parameter_set(window, qtbot, tmp_path):
     panel = window.panels["propagation"]
-    window.tabs.setCurrentWidget(panel)
+    window.show_panel(panel.name)
     panel.set_params(width=200, depth=8, seeds=2)
     wait_rendered(qtbot, panel)
     paths = window.export_plots(str(tmp_path), png_width=800)
@@ -174,6 +174,32 @@ def test_status_bar_names_the_device_and_the_last_computation(window, qtbot):
     qtbot.waitUntil(lambda: "CPU" in window.device_label.text() or "CUDA" in window.device_label.text(),
                     timeout=30_000)
     panel = window.panels["propagation"]
-    window.tabs.setCurrentWidget(panel)
+    window.show_panel(panel.name)
     wait_rendered(qtbot, panel)
     qtbot.waitUntil(lambda: " ms" in window.timing_label.text(), timeout=10_000)
+
+
+def test_only_the_shown_panel_is_built_at_start_and_others_on_first_use(qtbot):
+    win = MainWindow(restore=False, tab="propagation")
+    qtbot.addWidget(win)
+    assert set(win.panels.built) == {"propagation"}
+    win.tabs.setCurrentIndex(0)
+    assert set(win.panels.built) == {"propagation", "depth"}
+    assert win.current_panel() is win.panels["depth"]
+    win.close()
+
+
+def test_a_session_reaches_panels_not_built_yet_and_is_saved_back_unchanged(qtbot, tmp_path):
+    path = tmp_path / "session.json"
+    path.write_text(json.dumps({"format": "edge-of-chaos/session", "version": 1, "tab": "propagation",
+                                "panels": {"propagation": {"sigma_w": 1.9}, "spectra": {"width": 300}}}))
+    win = MainWindow(restore=False, tab="propagation")
+    qtbot.addWidget(win)
+    assert win.open_session(str(path))
+    assert "spectra" not in win.panels.built
+    saved = read_session(win.save_session(str(tmp_path / "again.json")))
+    assert saved.params["spectra"].width == 300 and saved.params["propagation"].sigma_w == 1.9
+    assert saved.params["depth"] == type(saved.params["depth"])()  # never opened: its defaults
+    assert win.panels["spectra"].params.width == 300
+    assert win.panels["spectra"].controls.controls["width"].edit.text() == "300"
+    win.close()

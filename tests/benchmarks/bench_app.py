@@ -63,25 +63,26 @@ def _interactive_rows() -> list[Row]:
 
     panel.set_params(width=1000, depth=30, seeds=3)
     settle()
-    # Slider → theory drawn: from the slider move to the first `rendered` (the maps), and to the moment
-    # every theory plot (maps and the through-depth curves) has been drawn.
-    theory_keys = ("propagation:maps", "propagation:depth")
-    latencies, complete = [], []
+    # Slider → theory on screen: from the slider move to the moment every theory plot at the new value
+    # has its data (the panel's `rendered`), and to the end of the repaint that shows it.
+    theory_key = "propagation:theory"
+    drawn, painted = [], []
     for i in range(40):
         value = 1.2 + 0.01 * (i % 20)
         done: list[float] = []
         panel.rendered.connect(lambda sink=done: sink.append(time.perf_counter()))
         t0 = time.perf_counter()
         panel.controls.controls["sigma_w"].slider.setValue(value)
-        while (not done or any(runner.is_busy(k) for k in theory_keys)) and time.perf_counter() - t0 < 5:
+        while (not done or runner.is_busy(theory_key)) and time.perf_counter() - t0 < 5:
             wait_for_events(app)
+        app.processEvents()  # the repaints the new data asked for
+        painted.append(time.perf_counter() - t0)
         panel.rendered.disconnect()
-        latencies.append(done[0] - t0 if done else 5.0)
-        complete.append(done[-1] - t0 if done else 5.0)
+        drawn.append(done[-1] - t0 if done else 5.0)
         runner.cancel("propagation:simulation")
         settle()
-    all_theory = statistics.median(complete)
-    latency = statistics.median(latencies)
+    latency = statistics.median(drawn)
+    on_screen = statistics.median(painted)
 
     # Event-loop lag while a simulation runs.
     panel.set_params(width=2000, depth=60, seeds=5)
@@ -91,9 +92,10 @@ def _interactive_rows() -> list[Row]:
     runner.shutdown()
     beat.stop()
     return [
-        Row("slider → maps rendered (median of 40)", latency * 1000, "ms", "≤ 50 ms", latency <= 0.05),
-        Row("slider → every theory plot rendered (median of 40)", all_theory * 1000, "ms", "≤ 50 ms",
-            all_theory <= 0.05),
+        Row("slider → every theory plot has its data (median of 40)", latency * 1000, "ms", "≤ 50 ms",
+            latency <= 0.05),
+        Row("slider → … and repainted on screen (median of 40)", on_screen * 1000, "ms", "≤ 50 ms",
+            on_screen <= 0.05),
         Row("event-loop lag during a 2000×60 simulation (max)", worst, "ms", "≤ 50 ms", worst <= 50,
             "timer period", 5.0),
     ]

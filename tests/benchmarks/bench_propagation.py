@@ -78,6 +78,7 @@ def run() -> list[Row]:
     sw, sb = _grid()
     rows = []
 
+    prop._build_moments.cache_clear()
     prop._build_table.cache_clear()
     prop._build_ctable.cache_clear()
     t0 = time.perf_counter()

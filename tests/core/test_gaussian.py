@@ -69,3 +69,29 @@ def test_mehler_series_reproduces_the_erf_kernel():
     c = np.linspace(-1, 1, 11)
     series = (a**2 * c[:, None] ** np.arange(40)).sum(-1)
     np.testing.assert_allclose(series, 2 / np.pi * np.arcsin(2 * q * c / (1 + 2 * q)), atol=1e-10)
+
+
+def test_relu_hermite_coefficients_closed_form_for_many_q_at_once():
+    # E[relu(z) He_k(z)] = E[relu^(k)(z)] = He_{k-2}(0)/√(2π) for k ≥ 2 (Gaussian integration by parts);
+    # a_0 = 1/√(2π), a_1 = 1/2; the √q scaling is homogeneity. Many q share the nodes: one matrix product.
+    relu = activations.get("relu")
+    q = np.array([0.3, 1.0, 2.5, 40.0])
+    order = 24
+    he0 = np.zeros(order)
+    he0[0] = 1.0
+    for n in range(2, order, 2):
+        he0[n] = -(n - 1) * he0[n - 2]
+    want = np.empty(order)
+    want[0], want[1] = 1 / math.sqrt(2 * math.pi), 0.5
+    want[2:] = [he0[k - 2] / math.sqrt(2 * math.pi * math.factorial(k)) for k in range(2, order)]
+    got = gaussian.hermite_coefficients(relu.phi, q, order, relu.breakpoints)
+    np.testing.assert_allclose(got, np.sqrt(q)[:, None] * want, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["tanh", "relu", "hard_tanh"])
+def test_hermite_coefficients_of_an_array_of_q_match_one_q_at_a_time(name):
+    act = activations.get(name)
+    q = np.array([0.02, 0.7, 5.0, 300.0])
+    together = gaussian.hermite_coefficients(act.phi, q, 64, act.breakpoints, n=40)
+    alone = np.stack([gaussian.hermite_coefficients(act.phi, v, 64, act.breakpoints, n=40) for v in q])
+    np.testing.assert_allclose(together, alone, rtol=1e-12, atol=1e-14)

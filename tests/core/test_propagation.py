@@ -407,3 +407,29 @@ def test_params_declaration():
         prop.PropagationParams.from_dict({"sigma_w": 5.0})
     kwargs = p.replace(depth=2, width=16, seeds=2).simulation_kwargs()
     assert [s.seed for s in prop.simulate_seeds(**kwargs, pairs=1)] == [0, 1]
+
+
+@pytest.mark.parametrize("phi, sw, sb, mu2", [("tanh", 1.5, 0.05, 1.0), ("relu", 1.3, 0.2, 1.25),
+                                              ("relu", 2.0, 0.1, 1.0), ("erf", 0.9, 0.3, 2.0)])
+def test_fixed_point_and_trajectories_at_once_equal_the_separate_functions(phi, sw, sb, mu2):
+    fp = prop.fixed_point(sw, sb, phi, mu2)
+    assert float(fp.q_star) == pytest.approx(float(prop.q_star(sw, sb, phi, mu2)), rel=1e-14)
+    assert float(fp.chi1) == pytest.approx(float(prop.chi1(sw, sb, phi, mu2)), rel=1e-14)
+    assert float(fp.c_star) == pytest.approx(float(prop.c_star(sw, sb, phi, mu2)), rel=1e-14)
+    layers = prop.trajectories(1.3, 0.4, sw, sb, phi, mu2, 25)
+    np.testing.assert_allclose(layers.q, prop.q_trajectory(1.3, sw, sb, phi, mu2, 25), rtol=1e-14)
+    np.testing.assert_allclose(layers.c, prop.c_trajectory(0.4, 1.3, sw, sb, phi, mu2, 25), rtol=1e-12)
+    np.testing.assert_allclose(layers.grad, prop.grad_trajectory(1.3, sw, sb, phi, mu2, 25), rtol=1e-14)
+
+
+def test_c_trajectory_of_relu_is_the_iterated_arc_cosine_map():
+    sw, sb, q0, depth = 1.2, 0.3, 0.8, 12
+    q = prop.q_trajectory(q0, sw, sb, "relu", 1.0, depth)
+    c = [0.3, (sw * sw * q0 * 0.3 + sb * sb) / q[1]]
+    for layer in range(1, depth):
+        cl = c[-1]
+        kernel = q[layer] / (2 * np.pi) * (np.sqrt(1 - cl * cl) + (np.pi - np.arccos(cl)) * cl)
+        c.append((sw * sw * kernel + sb * sb) / q[layer + 1])
+    # 24 nodes per piece for live redraws: ~1e-5 as c → 1, where the kernel's kink steepens (docstring).
+    np.testing.assert_allclose(prop.trajectories(q0, 0.3, sw, sb, "relu", 1.0, depth).c, c, rtol=1e-5)
+    np.testing.assert_allclose(prop.trajectories(q0, 0.3, sw, sb, "relu", 1.0, depth).c[:8], c[:8], rtol=1e-9)

@@ -1,0 +1,63 @@
+"""Plot helpers: rounded view bounds that follow the data without moving on every slider step."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from app import plots
+
+
+@pytest.mark.parametrize("lo, hi", [(0.0, 1.0), (0.322, 0.501), (-1.0, 1.0), (3.0, 3.0), (1e-4, 7e-4), (-250, 12)])
+def test_nice_bounds_contain_the_data_on_a_round_step(lo, hi):
+    a, b = plots.nice_bounds(lo, hi)
+    assert a < lo <= hi < b
+    span = max(hi - lo, abs(hi) or 1.0)
+    assert b - a <= 1.6 * span + 1e-12
+    step = 10 ** math.floor(math.log10((b - a) / 20))
+    for edge in (a, b):  # a multiple of 1, 2 or 5 times a power of ten
+        assert any(abs(edge / (k * step) - round(edge / (k * step))) < 1e-9 for k in (1, 2, 5, 10))
+
+
+def test_span_ignores_what_is_not_finite():
+    assert plots.span([1.0, np.nan, 3.0], np.array([np.inf, -2.0])) == (-2.0, 3.0)
+    assert all(math.isnan(v) for v in plots.span([np.nan]))
+
+
+def _view(widget):
+    return [tuple(r) for r in widget.getPlotItem().getViewBox().viewRange()]
+
+
+def test_follow_range_moves_only_when_the_data_leave_or_shrink(qtbot):
+    widget = plots.make_plot("t", "x", "y")
+    qtbot.addWidget(widget)
+    plots.follow_range(widget, x=(0.0, 10.0), y=(0.40, 0.50))
+    first = _view(widget)
+    assert first[1][0] < 0.40 and first[1][1] > 0.50
+    plots.follow_range(widget, x=(0.0, 10.0), y=(0.41, 0.495))       # a small step: the view stays
+    assert _view(widget) == first
+    plots.follow_range(widget, x=(0.0, 10.0), y=(0.30, 0.50))        # leaves below: room to spare there
+    moved = _view(widget)
+    assert moved[1][0] < 0.30 - 0.01 and moved[0] == first[0]
+    plots.follow_range(widget, x=(0.0, 10.0), y=(0.29, 0.50))        # the next step stays inside
+    assert _view(widget) == moved
+    plots.follow_range(widget, x=(0.0, 10.0), y=(0.49, 0.50))        # shrinks to a sliver: refit
+    assert _view(widget)[1][1] - _view(widget)[1][0] < 0.1
+
+
+def test_follow_range_leaves_a_user_zoom_alone_until_auto_range_is_asked_for(qtbot):
+    widget = plots.make_plot("t", "x", "y")
+    qtbot.addWidget(widget)
+    plots.follow_range(widget, x=(0.0, 1.0), y=(0.0, 1.0))
+    vb = widget.getPlotItem().getViewBox()
+    vb.setRange(xRange=(0.2, 0.3), yRange=(0.2, 0.3), padding=0)
+    vb.sigRangeChangedManually.emit([True, True])                   # what a mouse drag or wheel emits
+    zoomed = _view(widget)
+    plots.follow_range(widget, x=(0.0, 5.0), y=(0.0, 5.0))
+    assert _view(widget) == zoomed
+    vb.enableAutoRange()                                           # the plot's "A" button
+    plots.follow_range(widget, x=(0.0, 5.0), y=(0.0, 5.0))
+    x, y = _view(widget)
+    assert x[0] <= 0.0 and x[1] >= 5.0 and y[1] >= 5.0
