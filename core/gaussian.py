@@ -23,11 +23,11 @@ def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.polynomial.legendre.leggauss(n)
 
 
-def _nodes(breaks: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _nodes(breaks: np.ndarray, n: int, z_max: float = Z_MAX) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and Gaussian-weighted weights on [−Z, Z] cut at ``breaks`` (shape (..., k))."""
     # np.where, not np.nan_to_num: the latter imports inside, which Qt's import hook makes slow.
-    b = np.where(np.isnan(breaks), Z_MAX, np.clip(breaks, -Z_MAX, Z_MAX))
-    ends = np.broadcast_to(np.array([-Z_MAX, Z_MAX]), b.shape[:-1] + (2,))
+    b = np.where(np.isnan(breaks), z_max, np.clip(breaks, -z_max, z_max))
+    ends = np.broadcast_to(np.array([-z_max, z_max]), b.shape[:-1] + (2,))
     edges = np.sort(np.concatenate([ends[..., :1], b, ends[..., 1:]], axis=-1), axis=-1)
     x, w = _legendre(n)
     lo, hi = edges[..., :-1, None], edges[..., 1:, None]
@@ -67,21 +67,22 @@ def expect(f: Callable[[np.ndarray], np.ndarray], q, breakpoints: Sequence[float
 
 
 def expect2(f: Callable, g: Callable, q1, q2, c, breaks_f: Sequence[float] = (0.0,),
-            breaks_g: Sequence[float] = (0.0,), n: int = 32) -> np.ndarray:
+            breaks_g: Sequence[float] = (0.0,), n: int = 32, z_max: float = Z_MAX) -> np.ndarray:
     """E[f(u₁) g(u₂)] with u₁ = √q₁ z₁, u₂ = √q₂ (c z₁ + √(1−c²) z₂) (Poole et al. 2016, eq. 5).
 
     The inner integral over z₂ is cut where g's argument crosses a breakpoint, which depends on z₁;
-    the outer one where f's argument does, and where g's would at c = ±1.
+    the outer one where f's argument does, and where g's would at c = ±1. Both run over
+    [−``z_max``, ``z_max``]; 8 (Gaussian mass outside ~1e-15) puts the nodes where the mass is.
     """
     q1, q2, c = np.broadcast_arrays(*(np.asarray(a, float) for a in (q1, q2, c)))
     s1, s2 = np.sqrt(q1), np.sqrt(q2)
     sc = np.sqrt(np.clip(1.0 - c * c, 0.0, None))
     outer_breaks = np.concatenate([_scaled_breaks(breaks_f, s1), _scaled_breaks(breaks_g, s2 * c)], axis=-1)
-    z1, w1 = _nodes(outer_breaks, n)
+    z1, w1 = _nodes(outer_breaks, n, z_max)
     bg = np.asarray(tuple(breaks_g) or (0.0,), float)
     with np.errstate(divide="ignore", invalid="ignore"):
         inner_breaks = (bg / s2[..., None, None] - c[..., None, None] * z1[..., None]) / sc[..., None, None]
-    z2, w2 = _nodes(inner_breaks, n)
+    z2, w2 = _nodes(inner_breaks, n, z_max)
     u2 = s2[..., None, None] * (c[..., None, None] * z1[..., None] + sc[..., None, None] * z2)
     inner = np.sum(w2 * g(u2), axis=-1)
     return np.sum(w1 * f(s1[..., None] * z1) * inner, axis=-1)

@@ -143,8 +143,51 @@ def scales_job(p: PropagationParams) -> ScalesResult:
     return ScalesResult(p, np.asarray(pd.xi_q, float).ravel(), np.asarray(pd.xi_c, float).ravel())
 
 
+@dataclass(frozen=True)
+class SimulationSummary:
+    """What the plots show of the networks simulated so far: means and spreads over the nets, and
+    histogram densities of the sampled layers (computed in the worker, so that drawing is cheap)."""
+
+    params: PropagationParams
+    runs: int
+    q_mean: np.ndarray
+    q_sd: np.ndarray
+    c_mean: np.ndarray
+    c_sd: np.ndarray
+    #: (field, layer) → (bin centres, density); field "pre" or "grad".
+    hist: dict
+    device: str
+
+
 def simulation_job(p: PropagationParams):
-    yield from prop.simulate_seeds(**p.simulation_kwargs(), sample_layers=hist_layers(p.depth), progress=True)
+    sims: list[prop.Simulation] = []
+    for item in prop.simulate_seeds(**p.simulation_kwargs(), sample_layers=hist_layers(p.depth), progress=True):
+        if isinstance(item, prop.Progress):
+            yield item
+        else:
+            sims.append(item)
+            yield summarize(p, sims)
+
+
+def summarize(p: PropagationParams, sims: list[prop.Simulation]) -> SimulationSummary:
+    q = np.array([s.q for s in sims])
+    c = np.array([s.c for s in sims])
+    hist = {}
+    for field, attr in (("pre", "preact_samples"), ("grad", "grad_samples")):
+        for layer in hist_layers(p.depth):
+            rows = [getattr(s, attr)[list(s.sample_layers).index(layer)] for s in sims if layer in s.sample_layers]
+            hist[field, layer] = histogram_density(np.concatenate(rows) if rows else np.zeros(0))
+    return SimulationSummary(p, len(sims), q.mean(0), q.std(0), c.mean(0), c.std(0), hist, sims[-1].device)
+
+
+def histogram_density(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bin centres and densities over ±4 standard deviations (empty with fewer than 10 finite samples)."""
+    samples = samples[np.isfinite(samples)]
+    if samples.size < 10:
+        return np.zeros(0), np.zeros(0)
+    sd = samples.std() or 1.0
+    density, edges = np.histogram(samples, bins=HIST_BINS, range=(-4 * sd, 4 * sd), density=True)
+    return 0.5 * (edges[1:] + edges[:-1]), density
 
 
 # -- the panel ------------------------------------------------------------------------------------
@@ -166,7 +209,7 @@ class PropagationPanel(Panel):
     )
 
     def build(self) -> None:
-        self._sims: list = []
+        self._sim: SimulationSummary | None = None
         self._theory_waiting: set[str] = set()
         self._simulation_wanted = False
         self._simulated_once = False
@@ -283,7 +326,7 @@ class PropagationPanel(Panel):
         if changed & SCALE_KEYS:
             theory_jobs.append(("scales", scales_job, self._draw_scales, "depth scales"))
         if changed - {"heatmap"}:
-            self._sims = []
+            self._clear_simulation()
             self._simulation_wanted = True
             # The simulation starts once the theory it changed is drawn: run together, they would share
             # one interpreter lock (and, at launch, torch's import) and the lines would come late.
@@ -293,6 +336,19 @@ class PropagationPanel(Panel):
             self.submit(key, job, p, on_result=partial(self._drew, key, draw),
                         on_error=lambda _text, k=key: self._theory_drawn(k), label=label)
         self._theory_drawn(None)
+
+    def _clear_simulation(self) -> None:
+        """Dots belong to the parameters they were simulated at: they go when those change (and
+        the plots under them repaint faster while a slider moves)."""
+        self._sim = None
+        empty = np.zeros(0)
+        for dots in (self.q_sim, self.c_sim, *(pair[1] for store in (self.hist_pre, self.hist_grad)
+                                              for pair in store.values())):
+            if dots.getData()[0] is not None and len(dots.getData()[0]):
+                dots.setData([], [])
+        for bars in (self.q_bars, self.c_bars):
+            if len(bars.opts["x"]):
+                bars.setData(x=empty, y=empty, top=empty, bottom=empty)
 
     def cancel(self) -> None:
         self._theory_waiting.clear()
@@ -394,9 +450,8 @@ class PropagationPanel(Panel):
         for widget, theory, field in ((self.plots["variance_depth"], self.q_theory, "q"),
                                       (self.plots["correlation_depth"], self.c_theory, "c")):
             values = [theory.getData()[1]]
-            if self._sims:
-                runs = np.array([getattr(s, field) for s in self._sims])
-                mean, sd = runs.mean(0), runs.std(0)
+            if self._sim is not None:
+                mean, sd = getattr(self._sim, f"{field}_mean"), getattr(self._sim, f"{field}_sd")
                 values += [mean - sd, mean + sd]
             plots.follow_range(widget, x=(0.0, depth), y=plots.span(*values))
         for widget, store in zip(self.hist_plots, (self.hist_pre, self.hist_grad), strict=True):
@@ -405,25 +460,19 @@ class PropagationPanel(Panel):
             plots.follow_range(widget, x=plots.span(*(x for x, _ in data)),
                                y=(0.0, 2.0 * max(plots.span(*(y for _, y in data))[1], 1e-12)))
 
-    def _draw_simulation(self, sim: prop.Simulation | prop.Progress) -> None:
+    def _draw_simulation(self, sim: SimulationSummary | prop.Progress) -> None:
         if isinstance(sim, prop.Progress):
             self.set_progress(sim.fraction)
             return
-        self._sims.append(sim)
-        q = np.array([s.q for s in self._sims])
-        c = np.array([s.c for s in self._sims])
-        layers = np.arange(q.shape[1])
-        self.q_sim.setData(layers, q.mean(0))
-        self.c_sim.setData(layers, c.mean(0))
-        sd = q.std(0) if len(self._sims) > 1 else np.zeros_like(layers, float)
-        self.q_bars.setData(x=layers, y=q.mean(0), top=sd, bottom=sd)
-        sdc = c.std(0) if len(self._sims) > 1 else np.zeros_like(layers, float)
-        self.c_bars.setData(x=layers, y=c.mean(0), top=sdc, bottom=sdc)
-        for store, field in ((self.hist_pre, "preact_samples"), (self.hist_grad, "grad_samples")):
+        self._sim = sim
+        layers = np.arange(sim.q_mean.size)
+        for dots, bars, mean, sd in ((self.q_sim, self.q_bars, sim.q_mean, sim.q_sd),
+                                     (self.c_sim, self.c_bars, sim.c_mean, sim.c_sd)):
+            dots.setData(layers, mean)
+            bars.setData(x=layers, y=mean, top=sd, bottom=sd)
+        for field, store in (("pre", self.hist_pre), ("grad", self.hist_grad)):
             for layer, (_line, dots) in store.items():
-                rows = [getattr(s, field)[list(s.sample_layers).index(layer)] for s in self._sims
-                        if layer in s.sample_layers]
-                _hist_dots(dots, np.concatenate(rows) if rows else np.zeros(0))
+                dots.setData(*sim.hist.get((field, layer), (np.zeros(0), np.zeros(0))))
         self._fit_views()
         self.mark_rendered()
 
@@ -436,13 +485,3 @@ def _gaussian_line(item, var: float) -> None:
     sd = math.sqrt(var)
     x = np.linspace(-4 * sd, 4 * sd, 161)
     item.setData(x, np.exp(-0.5 * (x / sd) ** 2) / (sd * math.sqrt(2 * math.pi)))
-
-
-def _hist_dots(item, samples: np.ndarray) -> None:
-    samples = samples[np.isfinite(samples)]
-    if samples.size < 10:
-        item.setData([], [])
-        return
-    sd = samples.std() or 1.0
-    density, edges = np.histogram(samples, bins=HIST_BINS, range=(-4 * sd, 4 * sd), density=True)
-    item.setData(0.5 * (edges[1:] + edges[:-1]), density)

@@ -130,3 +130,32 @@ def test_closing_during_a_simulation_is_clean(qtbot):
     p.close()
     assert runner.shutdown(30_000)
     assert runner.active_threads() == 0
+
+
+def test_dots_of_other_parameters_go_and_the_simulation_waits_for_the_theory(panel, qtbot):
+    def points(item):
+        x, _ = item.getData()
+        return 0 if x is None else len(x)
+
+    assert points(panel.q_sim) == SMALL["depth"] + 1
+    order = []
+    panel.runner.done.connect(lambda key, *_: order.append(key.split(":")[1]))
+    panel.set_params(sigma_w=2.1)
+    assert points(panel.q_sim) == points(panel.c_sim) == points(panel.hist_pre[1][1]) == 0
+    wait_rendered(qtbot, panel)
+    assert order.index("theory") < order.index("simulation")
+    assert points(panel.q_sim) == SMALL["depth"] + 1 and points(panel.hist_grad[1][1]) > 0
+
+
+def test_histogram_density_is_a_normalised_histogram():
+    from app.panels.propagation import HIST_BINS, histogram_density
+
+    samples = np.random.default_rng(0).normal(0.0, 2.0, 200_000)
+    x, density = histogram_density(np.r_[samples, np.nan, np.inf])
+    assert x.size == density.size == HIST_BINS
+    width = x[1] - x[0]
+    assert density.sum() * width == pytest.approx(1.0, abs=1e-12)  # normalised over ±4 sd
+    gauss = np.exp(-0.5 * (x / 2.0) ** 2) / (2.0 * math.sqrt(2 * math.pi))
+    # N(0, 4): ~15 000 samples in a central bin, so ~1 % noise; 3 % is three standard deviations.
+    np.testing.assert_allclose(density, gauss, atol=0.03 * gauss.max())
+    assert histogram_density(np.zeros(5))[0].size == 0
