@@ -18,22 +18,27 @@ Z_MAX = 10.0
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.polynomial.legendre.leggauss(n)
+    """Gauss–Legendre nodes mapped to [0, 1] and their weights times the normal density's 1/√(2π)."""
+    x, w = np.polynomial.legendre.leggauss(n)
+    return 0.5 * (x + 1.0), 0.5 * w * _INV_SQRT_2PI
 
 
 def _nodes(breaks: np.ndarray, n: int, z_max: float = Z_MAX) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and Gaussian-weighted weights on [−Z, Z] cut at ``breaks`` (shape (..., k))."""
-    # np.where, not np.nan_to_num: the latter imports inside, which Qt's import hook makes slow.
-    b = np.where(np.isnan(breaks), z_max, np.clip(breaks, -z_max, z_max))
-    ends = np.broadcast_to(np.array([-z_max, z_max]), b.shape[:-1] + (2,))
-    edges = np.sort(np.concatenate([ends[..., :1], b, ends[..., 1:]], axis=-1), axis=-1)
-    x, w = _legendre(n)
-    lo, hi = edges[..., :-1, None], edges[..., 1:, None]
-    half = 0.5 * (hi - lo)
-    z = lo + half * (x + 1.0)
-    wz = half * w * _INV_SQRT_2PI * np.exp(-0.5 * z * z)
+    # ufuncs only (no np.clip, np.broadcast_to, np.nan_to_num): this runs thousands of times per
+    # redraw on small arrays, where their Python wrappers cost more than the arithmetic.
+    b = np.where(breaks != breaks, z_max, np.minimum(np.maximum(breaks, -z_max), z_max))
+    ends = np.empty(b.shape[:-1] + (1,))
+    ends.fill(-z_max)
+    edges = np.concatenate([ends, b, -ends], axis=-1)
+    edges.sort(axis=-1)
+    t, w = _legendre(n)
+    lo = edges[..., :-1, None]
+    width = edges[..., 1:, None] - lo
+    z = lo + width * t
+    wz = width * w * np.exp(-0.5 * z * z)
     shape = z.shape[:-2] + (-1,)
     return z.reshape(shape), wz.reshape(shape)
 

@@ -315,9 +315,6 @@ class PropagationPanel(Panel):
         hp, hg = self.hist_plots
         self._hist_items(self.hist_pre, hp, layers)
         self._hist_items(self.hist_grad, hg, layers)
-        with pg.QtCore.QSignalBlocker(self.marker):
-            self.marker.setPos(p.sigma_w, p.sigma_b)
-        self.xi_now.setPos(p.sigma_w)
         theory_jobs = []
         if changed - SIM_ONLY_KEYS - {"heatmap"}:
             theory_jobs.append(("theory", theory_job, self._draw_theory, "theory"))
@@ -389,6 +386,11 @@ class PropagationPanel(Panel):
 
     def _draw_theory(self, r: TheoryResult) -> None:
         p = r.params
+        # Moved with the curves, not before them: one repaint per slider step, and none competing
+        # with the computation for the interpreter lock.
+        with pg.QtCore.QSignalBlocker(self.marker):
+            self.marker.setPos(p.sigma_w, p.sigma_b)
+        self.xi_now.setPos(p.sigma_w)
         finite = np.isfinite(r.q_next)
         self.q_curve.setData(r.q_axis[finite], r.q_next[finite])
         if self.q_identity.getData()[0] is None or self.q_identity.getData()[0][-1] != r.q_axis[-1]:
