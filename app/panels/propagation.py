@@ -455,7 +455,9 @@ class PropagationPanel(Panel):
             if self._sim is not None:
                 mean, sd = getattr(self._sim, f"{field}_mean"), getattr(self._sim, f"{field}_sd")
                 values += [mean - sd, mean + sd]
-            plots.follow_range(widget, x=(0.0, depth), y=plots.span(*values))
+            lo, hi = plots.span(*values)
+            # Head-room at the top for the legend, as for the histograms below.
+            plots.follow_range(widget, x=(0.0, depth), y=(lo, hi + 0.4 * (hi - lo)))
         for widget, store in zip(self.hist_plots, (self.hist_pre, self.hist_grad), strict=True):
             data = [item.getData() for pair in store.values() for item in pair]
             # Head-room above the tallest curve keeps the legend off the data.
