@@ -54,14 +54,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, optimize, special
-from scipy.linalg.blas import dsyrk as _dsyrk
 
 from core import activations
 from core import device as devices
 from core.activations import NAMES, Activation
 from core.gaussian import Z_MAX, expect
 from core.params import Params, param
+
+# scipy's linalg, optimize and special load in ~0.5 s: they are imported where used (in the workers),
+# not when the Jacobian Spectra tab is first opened.
 
 WEIGHTS = ("gaussian", "orthogonal")
 UNIVERSALITY_CLASSES = ("bernoulli", "smooth")
@@ -155,6 +156,8 @@ def _q_star(act: Activation, sigma_w: float, sigma_b: float) -> float:
     stable crossing), then refines it with Brent's method. A q = 0 fixed point (φ(0) = 0, σ_b = 0) is
     returned when it is stable; ``inf`` when the variance grows for every q (unbounded φ, large σ_w).
     """
+    from scipy import optimize
+
     g = _q_map(act, _Q_GRID, sigma_w, sigma_b) - _Q_GRID
     if g[0] <= 0.0 and g[1] <= 0.0:
         return 0.0
@@ -360,6 +363,8 @@ def _smooth_law(act: Activation, q: float, mu1: float, cells: int = _LAW_CELLS) 
     spectrum's mean χ^L — is exact, and the pieces tile the support with no artificial gaps. A cell
     where d is constant is a point mass (ELU, SELU).
     """
+    from scipy import optimize, special
+
     s = math.sqrt(q)
 
     def d(z):
@@ -445,6 +450,8 @@ def _merge_closed(intervals: list[tuple[float, float]]) -> tuple[tuple[float, fl
 
 def _gauss_mass(za: np.ndarray, zb: np.ndarray) -> np.ndarray:
     """P(za < z < zb) for z ~ N(0, 1), from the tail that keeps it accurate."""
+    from scipy import special
+
     right = za > 0
     return np.where(right, special.ndtr(-za) - special.ndtr(-zb), special.ndtr(zb) - special.ndtr(za))
 
@@ -492,6 +499,8 @@ def critical_sigma_w(phi: str | Activation, sigma_b: float) -> float:
         If χ = 1 is not reached on that range, or only where q* diverges (softplus: χ < σ_w²/2 < 1
         wherever q* is finite). Sigmoid's σ_w ≈ 10 is found, though outside the panel's slider.
     """
+    from scipy import optimize
+
     act = activations.resolve(phi)
     sigma_b = float(sigma_b)
 
@@ -751,6 +760,8 @@ def _segment_nudge(model: _Model, lo: float, hi: float) -> Callable:
 
 def _extremum(ell_at: Callable, a: float, b: float, ell_end: float, ell_in: float) -> float:
     """The local extremum of ln x(v) on [a, b] next to the end of a physical run."""
+    from scipy import optimize
+
     sign = 1.0 if ell_end < ell_in else -1.0      # a minimum if the run rises away from this end
     res = optimize.minimize_scalar(lambda v: sign * ell_at(v), bounds=(a, b), method="bounded",
                                    options={"xatol": 1e-14 * max(abs(a), abs(b))})
@@ -873,6 +884,8 @@ def _hermite(e0: float, w0: complex, d0: complex, e1: float, w1: complex, d1: co
 def _start(model: _Model, ell: float, theta: float):
     """The physical solution at ln x + iθ, continued from the negative real axis (phase π), where
     x(v) is real and monotone and the solution is found by bisection."""
+    from scipy import optimize
+
     def f(s):
         return model.evaluate(complex(model.nudge(model.negative_axis(s))))[0].real - ell
 
@@ -1041,6 +1054,8 @@ def _quadrature(lo: float, hi: float, points: int) -> tuple[np.ndarray, np.ndarr
     inverse-square-root edge (L = 1, or L(1 − p) = 1) vanishes there like (1 − t)^{3/2}, and the
     trapezoid rule converges as n^{−5/2}.
     """
+    from scipy import special
+
     cuts, width = [hi], 8.0
     while hi - width > lo:
         cuts.append(hi - width)
@@ -1392,6 +1407,8 @@ def _dphi(act: Activation, h):
 def _eigenvalues(J, log_scale: float, log: bool, dead: bool) -> np.ndarray:
     """Eigenvalues of e^{2 log_scale} J Jᵀ, ascending, from a float64 Gram matrix."""
     import torch
+    from scipy import linalg
+    from scipy.linalg.blas import dsyrk as _dsyrk
 
     n = J.shape[0]
     if dead:

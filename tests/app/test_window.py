@@ -203,3 +203,20 @@ def test_a_session_reaches_panels_not_built_yet_and_is_saved_back_unchanged(qtbo
     assert win.panels["spectra"].params.width == 300
     assert win.panels["spectra"].controls.controls["width"].edit.text() == "300"
     win.close()
+
+
+def test_the_way_to_the_first_window_imports_neither_torch_nor_scipy():
+    # torch (~1.5 s) and scipy's submodules (~0.5 s) load in workers, after the theory is drawn: on
+    # the way to the first window they would put the launch over its two-second budget.
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from PySide6.QtWidgets import QApplication; app = QApplication([]); "
+            "from app.window import MainWindow; w = MainWindow(restore=False, tab='propagation'); w.show(); "
+            "app.processEvents(); print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'scipy', 'sympy'})); "
+            "w.runner.shutdown()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
