@@ -79,6 +79,14 @@ def make_plot(title: str, x_label: str, y_label: str, *, x_units: str | None = N
     return widget
 
 
+def move_legend(widget: pg.PlotWidget, corner: str) -> None:
+    """Put the legend in ``corner`` ("top-right", "bottom-left", …) if it is not there already."""
+    legend = widget.getPlotItem().legend
+    offset = LEGEND_OFFSETS[corner]
+    if legend is not None and tuple(legend.opts["offset"]) != offset:
+        legend.setOffset(offset)
+
+
 def _cached_legend(legend: pg.LegendItem) -> None:
     """Paint the legend (box, samples, labels) once and blit it while the curves under it change:
     otherwise it is redrawn with every data change of its plot (~2 ms each)."""

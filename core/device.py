@@ -38,7 +38,8 @@ def describe(device=None) -> str:
     dev = resolve(device)
     if dev.type == "cuda":
         return f"CUDA: {torch.cuda.get_device_name(dev)}"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def _configure_threads(torch) -> None:

@@ -456,8 +456,13 @@ class PropagationPanel(Panel):
                 mean, sd = getattr(self._sim, f"{field}_mean"), getattr(self._sim, f"{field}_sd")
                 values += [mean - sd, mean + sd]
             lo, hi = plots.span(*values)
-            # Head-room at the top for the legend, as for the histograms below.
-            plots.follow_range(widget, x=(0.0, depth), y=(lo, hi + 0.4 * (hi - lo)))
+            # The legend goes in a top corner with head-room above the data, or in a bottom one with
+            # room below when the curve climbs to the top right (c^l → 1).
+            y = theory.getData()[1]
+            rising = y is not None and len(y) > 1 and y[-1] > 0.5 * (lo + hi)
+            plots.move_legend(widget, "bottom-right" if rising else "top-right")
+            room = 0.4 * (hi - lo)
+            plots.follow_range(widget, x=(0.0, depth), y=(lo - room, hi) if rising else (lo, hi + room))
         for widget, store in zip(self.hist_plots, (self.hist_pre, self.hist_grad), strict=True):
             data = [item.getData() for pair in store.values() for item in pair]
             # Head-room above the tallest curve keeps the legend off the data.
