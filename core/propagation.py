@@ -1076,6 +1076,49 @@ def noise_mu2(noise: str = "none", keep_prob: float = 0.8, noise_std: float = 0.
     raise ValueError(f"unknown noise {noise!r}; known: {', '.join(NOISES)}")
 
 
+def _noise_atoms(noise: str, keep_prob: float, noise_std: float, nodes: int = 24):
+    """Values and probabilities of the noise ε for expectations over it (quadrature for Gaussian ε)."""
+    noise_mu2(noise, keep_prob, noise_std)
+    if noise == "dropout":
+        return np.array([1.0 / keep_prob, 0.0]), np.array([keep_prob, 1.0 - keep_prob])
+    if noise == "gaussian":
+        # Pieces split where ε changes sign: |ε| has a kink there that Gauss–Hermite would smear.
+        z, w = gaussian._nodes(np.array([-1.0 / noise_std]), nodes)
+        return 1.0 + noise_std * z, w / w.sum()
+    return np.ones(1), np.ones(1)
+
+
+def gradient_density(edges, grad_var: float, q: float, phi, noise: str = "none", keep_prob: float = 0.8,
+                     noise_std: float = 0.5) -> np.ndarray:
+    """The histogram, on bins with these ``edges``, of a back-propagated gradient δ = ε φ'(h) u:
+    the probability of each bin over its width.
+
+    Under the mean-field independence of the backward weights from the forward pass (Schoenholz et
+    al. 2017, Sec. 4), u = (Wᵀδ⁺)_i ~ N(0, s²), h ~ N(0, q) and the noise ε (Pretorius et al. 2018) are
+    independent, so δ is a Gaussian scale mixture, not a Gaussian: P(δ ≤ t) = E_{h,ε}[Φ(t / (s |ε φ'(h)|))]
+    with s² = ``grad_var`` / (μ₂ E[φ'(h)²]), so that E[δ²] = ``grad_var``. Its density can be infinite
+    at 0 (erf, tanh at large q), and δ = 0 exactly has mass where ε φ'(h) = 0 (ReLU for h < 0, dropped
+    units): bin probabilities are finite in every case and are what a simulated histogram estimates.
+    """
+    act = _act(phi)
+    edges = np.asarray(edges, float)
+    eps, p_eps = _noise_atoms(noise, keep_prob, noise_std)
+    qk = float(np.clip(q, Q_MIN, Q_MAX))
+    d = float(_moment(_square(act.dphi), qk, act.breakpoints))
+    if not (grad_var > 0 and math.isfinite(grad_var) and d > 0):
+        return np.zeros(edges.size - 1)
+    s = math.sqrt(grad_var / (float(p_eps @ (eps * eps)) * d))
+
+    def cdf(u):  # E_ε P(δ ≤ edge | h = u), shape (edges, nodes); a point mass at 0 where ε φ'(u) = 0
+        scale = s * np.abs(eps[:, None] * act.dphi(u)[None, :])
+        t = edges[:, None, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = np.where(scale > 0, gaussian.normal_cdf(t / scale), np.where(t >= 0, 1.0, 0.0))
+        return np.tensordot(p_eps, p, axes=(0, 1))
+
+    return np.diff(gaussian.expect(cdf, qk, act.breakpoints, _QUAD)) / np.diff(edges)
+
+
 @dataclass(frozen=True)
 class Simulation:
     """Layer statistics of one simulated network (float32 on its device; float64 numpy here).

@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from app import plots
 from app.panels.base import Panel
 from core import propagation as prop
-from core.gaussian import mehler_kernel
+from core.gaussian import mehler_kernel, normal_cdf
 from core.propagation import PropagationParams
 
 SIGMA_W_GRID = np.linspace(0.05, 4.0, 256)
@@ -92,6 +92,7 @@ class TheoryResult:
     q_layers: np.ndarray       # q^l, l = 0 … L
     c_layers: np.ndarray
     grad_var: np.ndarray       # E[δ_l²] relative to the output layer, l = 0 … L
+    grad_hist: dict            # layer → (bin centres, the histogram theory predicts for δ_l)
 
 
 def theory_job(p: PropagationParams) -> TheoryResult:
@@ -116,7 +117,27 @@ def theory_job(p: PropagationParams) -> TheoryResult:
     ys = np.concatenate([[0.0], np.repeat(steps[1:], 2)])[: xs.size]
     return TheoryResult(p, q_axis, q_next, qs, (xs, ys), c_next, cs, chi,
                         not math.isfinite(qs) or not np.all(np.isfinite(q_web)),
-                        layers.q, layers.c, layers.grad)
+                        layers.q, layers.c, layers.grad, gradient_histograms(p, layers))
+
+
+def gradient_histograms(p: PropagationParams, layers: prop.Trajectories) -> dict:
+    """For each histogram layer, the mean-field histogram of δ_l on the bins the simulation uses
+    (±4 standard deviations, HIST_BINS bins): a Gaussian scale mixture below the output layer
+    (:func:`core.propagation.gradient_density`), N(0, 1) at the output, where δ_L is drawn."""
+    out = {}
+    for layer in hist_layers(p.depth):
+        var = float(layers.grad[layer])
+        if not (math.isfinite(var) and var > 0):
+            out[layer] = (np.zeros(0), np.zeros(0))
+            continue
+        edges = np.linspace(-4.0, 4.0, HIST_BINS + 1) * math.sqrt(var)
+        if layer == p.depth:
+            density = np.diff(normal_cdf(edges / math.sqrt(var))) / np.diff(edges)
+        else:
+            density = prop.gradient_density(edges, var, float(layers.q[layer]), p.activation, p.noise,
+                                            p.keep_prob, p.noise_std)
+        out[layer] = (0.5 * (edges[1:] + edges[:-1]), density)
+    return out
 
 
 def c_map_curve(q: float, sigma_w: float, sigma_b: float, phi, mu2: float) -> np.ndarray:
@@ -442,9 +463,9 @@ class PropagationPanel(Panel):
             store[layer] = (line, dots)
 
     def _draw_histogram_theory(self, r: TheoryResult) -> None:
-        for store, variances in ((self.hist_pre, r.q_layers), (self.hist_grad, r.grad_var)):
-            for layer in hist_layers(r.params.depth):
-                _gaussian_line(store[layer][0], variances[layer])
+        for layer in hist_layers(r.params.depth):
+            _gaussian_line(self.hist_pre[layer][0], r.q_layers[layer])
+            self.hist_grad[layer][0].setData(*r.grad_hist[layer])
 
     def _fit_views(self) -> None:
         """Views that follow the theory and the simulations drawn for the current parameters."""

@@ -450,3 +450,33 @@ def test_the_fast_c_map_step_agrees_with_fine_quadrature_even_as_c_approaches_on
     np.testing.assert_allclose(fast, fine, atol=5e-5)
     moderate = np.abs(c.ravel()) <= 0.9
     np.testing.assert_allclose(fast[moderate], fine[moderate], atol=2e-6)
+
+
+@pytest.mark.parametrize("phi, noise", [("tanh", "none"), ("relu", "none"), ("relu", "dropout"),
+                                        ("erf", "none"), ("tanh", "gaussian")])
+def test_gradient_histogram_is_the_scale_mixture_a_brute_force_sample_gives(phi, noise):
+    # Brute force: δ = ε φ'(h) u with h ~ N(0, q), u ~ N(0, s²), ε the noise, sampled 10⁶ times; the
+    # predicted bin probabilities must sit within 5 binomial standard errors in every one of 41 bins.
+    rng = np.random.default_rng(7)
+    q, var, n = 2.0, 1.0, 1_000_000
+    act = get(phi)
+    h = rng.normal(0.0, math.sqrt(q), n)
+    eps = {"none": np.ones(n), "dropout": np.where(rng.random(n) < 0.8, 1 / 0.8, 0.0),
+           "gaussian": 1.0 + 0.5 * rng.normal(size=n)}[noise]
+    mu2 = prop.noise_mu2(noise, 0.8, 0.5)
+    d = float(np.mean(act.dphi(rng.normal(0.0, math.sqrt(q), 4_000_000)) ** 2))
+    delta = eps * act.dphi(h) * rng.normal(0.0, math.sqrt(var / (mu2 * d)), n)
+    edges = np.linspace(-4.0, 4.0, 42)
+    counts, _ = np.histogram(delta, bins=edges)
+    predicted = prop.gradient_density(edges, var, q, phi, noise, 0.8, 0.5) * np.diff(edges)
+    se = np.sqrt(n * predicted * (1 - predicted))
+    assert np.all(np.abs(counts - n * predicted) <= 5 * se + 3)
+    if phi == "relu":  # half the units (and the dropped ones) pass exactly 0: the bin at 0 holds them
+        centre = np.searchsorted(edges, 0.0) - 1
+        assert predicted[centre] >= (1 - 0.8 * 0.5 if noise == "dropout" else 0.5)
+
+
+def test_normal_cdf_table_matches_erfc():
+    x = np.linspace(-12, 12, 10_001)
+    exact = np.array([0.5 * math.erfc(-v / math.sqrt(2)) for v in x])
+    np.testing.assert_allclose(prop.gaussian.normal_cdf(x), exact, atol=1e-6)
