@@ -134,7 +134,7 @@ class Panel(QWidget):
                delay_ms: int = 0, label: str = "", device: str = "", **kwargs) -> None:
         """Run ``fn(*args, **kwargs)`` off the GUI thread under this panel's job ``key``; a failure
         is shown above the plots (and passed to ``on_error`` when given)."""
-        full = f"{self.name}:{key}"
+        full = self.job_key(key)
         self._job_keys.add(full)
         if on_error is not None:
             def failed(text: str, also=on_error) -> None:
@@ -145,6 +145,10 @@ class Panel(QWidget):
         self.runner.submit(Job(key=full, fn=fn, args=args, kwargs=kwargs, on_result=on_result,
                                on_partial=on_partial, on_error=failed, delay_ms=delay_ms,
                                label=f"{self.title} · {label or key}", device=device))
+
+    def job_key(self, key: str) -> str:
+        """The runner's key for this panel's job ``key``."""
+        return f"{self.name}:{key}"
 
     def mark_rendered(self) -> None:
         """Call after drawing results that belong to the current params."""

@@ -353,7 +353,7 @@ class DepthPanel(Panel):
     # -- training -------------------------------------------------------------------------------
     @property
     def _train_key(self) -> str:
-        return f"{self.name}:train"
+        return self.job_key("train")
 
     def train(self) -> None:
         """Start (or restart) the shallow-vs-deep fit for the current parameters."""

@@ -170,7 +170,6 @@ class SimulationSummary:
     histogram densities of the sampled layers (computed in the worker, so that drawing is cheap)."""
 
     params: PropagationParams
-    runs: int
     q_mean: np.ndarray
     q_sd: np.ndarray
     c_mean: np.ndarray
@@ -198,7 +197,7 @@ def summarize(p: PropagationParams, sims: list[prop.Simulation]) -> SimulationSu
         for layer in hist_layers(p.depth):
             rows = [getattr(s, attr)[list(s.sample_layers).index(layer)] for s in sims if layer in s.sample_layers]
             hist[field, layer] = histogram_density(np.concatenate(rows) if rows else np.zeros(0))
-    return SimulationSummary(p, len(sims), q.mean(0), q.std(0), c.mean(0), c.std(0), hist, sims[-1].device)
+    return SimulationSummary(p, q.mean(0), q.std(0), c.mean(0), c.std(0), hist, sims[-1].device)
 
 
 def histogram_density(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -348,7 +347,7 @@ class PropagationPanel(Panel):
             self._simulation_wanted = True
             # The simulation starts once the theory it changed is drawn: run together, they would share
             # one interpreter lock (and, at launch, torch's import) and the lines would come late.
-            self.runner.cancel(self._key("simulation"))
+            self.runner.cancel(self.job_key("simulation"))
         for key, job, draw, label in theory_jobs:
             self._theory_waiting.add(key)
             self.submit(key, job, p, on_result=partial(self._drew, key, draw),
@@ -362,7 +361,8 @@ class PropagationPanel(Panel):
         empty = np.zeros(0)
         for dots in (self.q_sim, self.c_sim, *(pair[1] for store in (self.hist_pre, self.hist_grad)
                                               for pair in store.values())):
-            if dots.getData()[0] is not None and len(dots.getData()[0]):
+            x, _ = dots.getData()
+            if x is not None and len(x):
                 dots.setData([], [])
         for bars in (self.q_bars, self.c_bars):
             if len(bars.opts["x"]):
@@ -372,9 +372,6 @@ class PropagationPanel(Panel):
         self._theory_waiting.clear()
         self._simulation_wanted = False
         super().cancel()
-
-    def _key(self, job: str) -> str:
-        return f"{self.name}:{job}"
 
     def _drew(self, key: str, draw, result) -> None:
         draw(result)
@@ -472,14 +469,14 @@ class PropagationPanel(Panel):
         depth = self.params.depth
         for widget, theory, field in ((self.plots["variance_depth"], self.q_theory, "q"),
                                       (self.plots["correlation_depth"], self.c_theory, "c")):
-            values = [theory.getData()[1]]
+            y = theory.getData()[1]
+            values = [y]
             if self._sim is not None:
                 mean, sd = getattr(self._sim, f"{field}_mean"), getattr(self._sim, f"{field}_sd")
                 values += [mean - sd, mean + sd]
             lo, hi = plots.span(*values)
             # The legend goes in a top corner with head-room above the data, or in a bottom one with
             # room below when the curve climbs to the top right (c^l → 1).
-            y = theory.getData()[1]
             rising = y is not None and len(y) > 1 and y[-1] > 0.5 * (lo + hi)
             plots.move_legend(widget, "bottom-right" if rising else "top-right")
             room = 0.4 * (hi - lo)

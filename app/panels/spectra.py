@@ -508,9 +508,9 @@ class SpectraPanel(Panel):
 
     def _poll_progress(self) -> None:
         parts = []
-        if self.runner.is_busy(f"{self.name}:simulation") and self._request is not None:
+        if self.runner.is_busy(self.job_key("simulation")) and self._request is not None:
             parts.append(self._request.fraction)
-        if self.runner.is_busy(f"{self.name}:theory"):
+        if self.runner.is_busy(self.job_key("theory")):
             done, total = self._theory_steps
             parts.append(done / total)
         if parts:
