@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	@$(PY) -m app.linux_check   # one line naming the system packages to install, where Qt's are missing
 	$(VENV)/bin/edge-of-chaos
 
 test: $(STAMP)

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -50,7 +50,9 @@ def format_value(spec: Spec, value) -> str:
         return str(int(value))
     if spec.scale == "log" or (value != 0 and abs(value) < 10 ** (-spec.decimals)):
         return f"{value:.3g}"
-    return f"{value:.{spec.decimals}f}".rstrip("0").rstrip(".")
+    text = f"{value:.{spec.decimals}f}"
+    # Only fractional zeros go: "30" with no decimals must not become "3".
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def parse_value(spec: Spec, text: str):
@@ -94,11 +96,22 @@ class NumberControl(QWidget):
             self.slider.setAccessibleName(spec.label)
             layout.addWidget(self.slider, 1)
         self.edit = QLineEdit()
-        self.edit.setFixedWidth(78)
+        self._fit_box()
         self.edit.setAlignment(Qt.AlignmentFlag.AlignRight)
         self.edit.editingFinished.connect(self._typed)
         self.edit.setAccessibleName(f"{spec.label} value")
         layout.addWidget(self.edit)
+
+    def _fit_box(self) -> None:
+        """Room for eight digits in the current font: presentation mode's larger font must not cut them."""
+        self.edit.setFixedWidth(self.edit.fontMetrics().horizontalAdvance("0" * 8) + 14)
+        if self.slider is not None:
+            self.slider.setMinimumWidth(self.edit.width())
+
+    def changeEvent(self, event) -> None:
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_box()
+        super().changeEvent(event)
 
     def _to_slider(self, value: float) -> float:
         return math.log10(value) if self.spec.scale == "log" else value

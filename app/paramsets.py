@@ -34,9 +34,12 @@ def params_document(panel: str, params: Params, title: str | None = None) -> dic
     return doc
 
 
-def session_document(tab: str, params: dict[str, Params]) -> dict[str, Any]:
-    return {"format": SESSION_FORMAT, "version": VERSION, "tab": tab,
-            "panels": {name: p.to_dict() for name, p in params.items()}}
+def session_document(tab: str, params: dict[str, Params], dataset: tuple[str, str] | None = None) -> dict[str, Any]:
+    doc = {"format": SESSION_FORMAT, "version": VERSION, "tab": tab,
+           "panels": {name: p.to_dict() for name, p in params.items()}}
+    if dataset is not None:
+        doc["dataset"] = {"images": str(dataset[0]), "labels": str(dataset[1])}
+    return doc
 
 
 def _read_json(source: str | Path) -> Any:
@@ -116,6 +119,8 @@ def write_params(path: str | Path, panel: str, params: Params, title: str | None
 class Session:
     tab: str
     params: dict[str, Params]
+    #: The IDX (images, labels) paths opened with File ▸ Open dataset…; None in sessions without one.
+    dataset: tuple[str, str] | None = None
 
 
 def session_from_document(doc: Any, where: str = "session") -> Session:
@@ -131,16 +136,23 @@ def session_from_document(doc: Any, where: str = "session") -> Session:
         if name in NAMES and params_class(name) is None:
             continue  # a panel not built yet has nothing to restore
         params[name] = _panel_params(name, values, where)
-    return Session(tab, params)
+    dataset = doc.get("dataset")
+    if dataset is not None:
+        if not (isinstance(dataset, dict) and set(dataset) == {"images", "labels"}
+                and all(isinstance(v, str) and v for v in dataset.values())):
+            raise ParamFileError(f"{where}: \"dataset\" must be {{\"images\": PATH, \"labels\": PATH}}")
+        dataset = (dataset["images"], dataset["labels"])
+    return Session(tab, params, dataset)
 
 
 def read_session(path: str | Path) -> Session:
     return session_from_document(_read_json(path), str(path))
 
 
-def write_session(path: str | Path, tab: str, params: dict[str, Params]) -> Path:
+def write_session(path: str | Path, tab: str, params: dict[str, Params], dataset: tuple[str, str] | None = None
+                  ) -> Path:
     path = Path(path)
-    path.write_text(json.dumps(session_document(tab, params), indent=2, ensure_ascii=False) + "\n",
+    path.write_text(json.dumps(session_document(tab, params, dataset), indent=2, ensure_ascii=False) + "\n",
                     encoding="utf-8")
     return path
 

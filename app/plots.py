@@ -9,13 +9,15 @@ from __future__ import annotations
 import csv
 import math
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.exporters import CSVExporter, ImageExporter, SVGExporter
-from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QGraphicsItem
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QFont, QPen
+from PySide6.QtWidgets import QGraphicsGridLayout, QGraphicsItem, QGraphicsTextItem
 
 # Okabe–Ito: distinguishable for colour-blind viewers and on a washed-out projector.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -58,12 +60,18 @@ def make_plot(title: str, x_label: str, y_label: str, *, x_units: str | None = N
               y_units: str | None = None, log_x: bool = False, log_y: bool = False,
               legend: str | None = "top-right") -> pg.PlotWidget:
     """A styled plot widget; labels may use HTML (σ<sub>w</sub>); ``legend`` names its corner or is None."""
+    if _progressive[0]:
+        _serve_events()
     widget = pg.PlotWidget()
+    if _progressive[0]:
+        _serve_events()
     widget.setMinimumSize(260, 200)
     item = widget.getPlotItem()
     item.eoc_title = title
     item.setLabel("bottom", x_label, units=x_units)
     item.setLabel("left", y_label, units=y_units)
+    for side, text, units in (("bottom", x_label, x_units), ("left", y_label, y_units)):
+        item.getAxis(side).eoc_label, item.getAxis(side).eoc_units = text, units or ""
     item.setLogMode(x=log_x, y=log_y)
     item.showGrid(x=True, y=True)
     for name in ("bottom", "left"):
@@ -73,18 +81,453 @@ def make_plot(title: str, x_label: str, y_label: str, *, x_units: str | None = N
         axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     if legend:
         _cached_legend(item.addLegend(offset=LEGEND_OFFSETS[legend]))
+        item.legend.eoc_corner = legend
     _plots.append(widget)
     widget.destroyed.connect(lambda *_: _forget(widget))
     _apply(widget)
+    # Titles, axis labels and the legend are fitted to the room the plot gets, after each resize.
+    widget.eoc_fit_timer = timer = QTimer(widget)
+    timer.setSingleShot(True)
+    timer.timeout.connect(lambda: fit(widget))
+    item.vb.sigResized.connect(lambda *_: schedule_fit(widget, full=True))
     return widget
 
 
+_progressive = [0]
+
+
+@contextmanager
+def progressive():
+    """While a panel is built for a tab shown the first time: serve the event loop (timers and repaints,
+    not the user's input) before each plot is made, so that building a panel of nine plots (~50 ms
+    each) never freezes the window for half a second."""
+    _progressive[0] += 1
+    try:
+        yield
+    finally:
+        _progressive[0] -= 1
+
+
+#: While building progressively, the event loop is served when this long has passed since it last was.
+SERVE_EVERY_S = 0.02
+_last_served = [0.0]
+
+
+def _serve_events() -> None:
+    import time
+
+    from PySide6.QtCore import QCoreApplication, QEventLoop
+
+    now = time.perf_counter()
+    if QCoreApplication.instance() is not None and now - _last_served[0] >= SERVE_EVERY_S:
+        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+        _last_served[0] = time.perf_counter()
+
+
 def move_legend(widget: pg.PlotWidget, corner: str) -> None:
-    """Put the legend in ``corner`` ("top-right", "bottom-left", …) if it is not there already."""
+    """Prefer ``corner`` ("top-right", "bottom-left", …) for the legend; it still moves to a corner with
+    less data under it when that one is crowded (:func:`place_legend`)."""
     legend = widget.getPlotItem().legend
-    offset = LEGEND_OFFSETS[corner]
-    if legend is not None and tuple(legend.opts["offset"]) != offset:
+    if legend is None:
+        return
+    legend.eoc_corner = corner
+    _set_corner(legend, corner)
+    place_legend(widget)
+
+
+def _set_corner(legend: pg.LegendItem, corner: str) -> None:
+    if getattr(legend, "eoc_outside", False):
+        return
+    offset = _corner_offset(corner)
+    if tuple(legend.opts["offset"]) != offset or getattr(legend, "eoc_at", None) is None:
         legend.setOffset(offset)
+    legend.eoc_at = corner
+
+
+def _corner_offset(corner: str) -> tuple[float, float]:
+    m = LEGEND_MARGIN[_style["presentation"]]
+    dx, dy = LEGEND_OFFSETS[corner]
+    return (math.copysign(m, dx), math.copysign(m, dy))
+
+
+# -- fitting a plot to the room it gets -----------------------------------------------------------
+#
+# A projector at 1024×768 or a laptop at 1280×720 gives a plot a fraction of the room a 1920×1080 screen
+# does, and text must not shrink: titles and axis labels wrap onto more lines, a legend takes more
+# columns or wraps its labels, and it sits in the corner of its view with the least data under it.
+
+LEGEND_MARGIN = {False: 6, True: 8}
+#: How long the data must rest before the legend moves to the corner with the least data under it.
+LEGEND_REST_MS = 300
+#: The least height of a plot's view when its legend has to go under it.
+MIN_VIEW_HEIGHT = 120
+#: A legend may take this share of its view's height before it spreads into more columns.
+LEGEND_HEIGHT_SHARE = 0.45
+_measure_item: QGraphicsTextItem | None = None
+#: Measured text sizes: wrapping tries the same lines again on every resize.
+_measured: dict[tuple[str, float], tuple[float, float]] = {}
+
+
+def _text_size(html: str, margin: float = 4.0) -> tuple[float, float]:
+    """(width, height) in pixels of ``html`` as a pyqtgraph label draws it (with a text document
+    ``margin``: Qt's 4 px, or a legend label's 1 px)."""
+    global _measure_item
+    key = (html, margin)
+    size = _measured.get(key)
+    if size is None:
+        if _measure_item is None:
+            _measure_item = QGraphicsTextItem()
+        _measure_item.document().setDocumentMargin(margin)
+        _measure_item.setHtml(html)
+        rect = _measure_item.boundingRect()
+        size = _measured[key] = (rect.width(), rect.height())
+        if len(_measured) > 20_000:  # titles, labels and their wrapped lines: a few thousand at most
+            _measured.clear()
+    return size
+
+
+def _span(text: str, points: float) -> str:
+    return f"<span style='font-size: {points}pt'>{text}</span>"
+
+
+def wrap_html(text: str, points: float, width: float, max_lines: int = 3) -> str:
+    """``text`` (HTML) with ``<br>`` between words so that each line is at most ``width`` pixels wide
+    at ``points`` pt; as it is when it fits or when ``width`` is not known yet."""
+    if width <= 0 or _text_size(_span(text, points))[0] <= width:
+        return text
+    words = re.split(r" (?![^<]*>)", text)
+    lines: list[str] = []
+    line = ""
+    for word in words:
+        trial = f"{line} {word}" if line else word
+        if line and _text_size(_span(trial, points))[0] > width and len(lines) < max_lines - 1:
+            lines.append(line)
+            line = word
+        else:
+            line = trial
+    lines.append(line)
+    return "<br>".join(lines)
+
+
+def fit(widget: pg.PlotWidget) -> None:
+    """Wrap the title and axis labels to the plot's width and height, and fit the legend in its view."""
+    item = widget.getPlotItem()
+    if item is None:
+        return
+    legend = item.legend
+    entries_changed = legend is not None and getattr(legend, "eoc_layout", (0, 0, len(legend.items)))[2] != \
+        len(legend.items)
+    if not getattr(widget, "eoc_fit_full", True) and not entries_changed:
+        place_legend(widget)  # only the data changed
+        return
+    widget.eoc_fit_full = False
+    room = column_room(widget)
+    _fit_title(item, room)
+    _fit_axis_label(item.getAxis("bottom"), room)
+    _fit_axis_label(item.getAxis("left"), item.vb.height())
+    for child in item.childItems():
+        if isinstance(child, pg.ColorBarItem):
+            axis = child.axis
+            if axis.labelText and axis.labelText != getattr(axis, "eoc_label_shown", (None,))[0]:
+                axis.eoc_label = axis.labelText
+            _fit_axis_label(axis, child.height())
+    # A label that was wider before it wrapped has widened the plot item past its widget, and pyqtgraph
+    # sets the item's geometry only when the widget is resized: give it the widget's room back.
+    fit_legend(widget)
+    need_w, need_h = plot_minimum(widget)
+    laid_out = widget.isVisible() and room > 40
+    if laid_out:
+        widget.eoc_need = (need_w, need_h)  # the plot grid keeps at least this (see plot_grid)
+    if laid_out and (need_w > widget.minimumWidth() or need_h > widget.minimumHeight()):
+        # Wrapped to the last word, the plot still needs more room: the widget grows (the panel's
+        # plot area scrolls) rather than cut the plot's edge off.
+        widget.setMinimumSize(max(need_w, widget.minimumWidth()), max(need_h, widget.minimumHeight()))
+    if abs(item.geometry().width() - widget.range.width()) > 0.5 or \
+            abs(item.geometry().height() - widget.range.height()) > 0.5:
+        item.setGeometry(widget.range)
+
+
+def plot_minimum(widget) -> tuple[int, int]:
+    """The smallest (width, height) in pixels the plot's title, axes, labels and legend need."""
+    item = widget.getPlotItem()
+    need = item.effectiveSizeHint(pg.QtCore.Qt.SizeHint.MinimumSize)
+    # With its legend in a row under it, the plot still needs a view to show its data in.
+    view = MIN_VIEW_HEIGHT if getattr(item.legend, "eoc_outside", False) else 0
+    return math.ceil(need.width()), math.ceil(need.height()) + view
+
+
+def column_room(widget) -> float:
+    """The width of the plot's view column (where the title and the x label go), in pixels: the
+    widget's width less the vertical axes, not the plot item's, which a too-long title widens."""
+    item = widget.getPlotItem()
+    axes = sum(item.getAxis(side).width() for side in ("left", "right") if item.getAxis(side).isVisible())
+    bars = sum(c.width() for c in item.childItems() if isinstance(c, pg.ColorBarItem))
+    return widget.width() - axes - bars - 4
+
+
+def _fit_title(item, room: float | None = None) -> None:
+    text = getattr(item, "eoc_title", "")
+    label = item.titleLabel
+    if not text:
+        return
+    points = sizes()["title"]
+    wrapped = wrap_html(text, points, (item.vb.width() if room is None else room) - 8)
+    fg = THEMES[_style["theme"]]["foreground"]
+    if getattr(item, "eoc_title_shown", None) != (wrapped, points, fg):
+        label.setText(wrapped, color=fg, size=f"{points}pt")
+        item.eoc_title_shown = (wrapped, points, fg)
+    height = math.ceil(label.item.boundingRect().height())
+    label.setMaximumHeight(height)
+    item.layout.setRowFixedHeight(0, height)
+
+
+def _fit_axis_label(axis, length: float) -> None:
+    text = getattr(axis, "eoc_label", None)
+    if not text or not axis.isVisible():
+        return
+    points = sizes()["label"]
+    units = getattr(axis, "eoc_units", "")
+    wrapped = wrap_html(f"{text} ({units})" if units else text, points, length - 8)
+    fg = THEMES[_style["theme"]]["foreground"]
+    if getattr(axis, "eoc_label_shown", None) != (wrapped, points, fg):
+        axis.setLabel(wrapped, color=fg, **{"font-size": f"{points}pt"})
+        axis.eoc_label_shown = (wrapped, points, fg)
+        axis.resizeEvent()
+
+
+def fit_legend(widget: pg.PlotWidget) -> None:
+    """Lay the legend out in one or two columns (long labels wrapped) and in the corner of its view
+    that leave the least data under it, the smaller box first; it must fit inside the view."""
+    item = widget.getPlotItem()
+    legend = item.legend if item is not None else None
+    if legend is None or not legend.items:
+        return
+    vb = item.vb
+    w, h = vb.width(), vb.height()
+    outside = getattr(legend, "eoc_outside", False)
+    if outside:  # the view would have the legend's room back if the legend went inside
+        h += legend.height() + item.layout.verticalSpacing()
+    if w < 20 or h < 20:
+        return
+    m = LEGEND_MARGIN[_style["presentation"]]
+    room_w, room_h = w - 2 * m, h - 2 * m
+    px, py = data_pixels(item)
+    options = []
+    for columns in range(1, min(len(legend.items), 3) + 1):
+        texts, (lw, lh) = _legend_plan(legend, columns, room_w)
+        overflow = max(0.0, lw - room_w) + max(0.0, lh - room_h)
+        for corner in LEGEND_OFFSETS:
+            overlap = _count_under(px, py, corner, lw, lh, w, h, m)
+            options.append(((overflow, overlap, lw * lh), columns, corner, texts, (lw, lh)))
+    score, columns, corner, texts, size = min(options, key=lambda o: o[0])
+    if score[0] > 0:  # no room in the view at all: under the plot, where it covers nothing
+        columns = min(len(legend.items), 3)
+        while columns > 1 and _legend_plan(legend, columns, room_w)[1][0] > room_w:
+            columns -= 1
+        texts, size = _legend_plan(legend, columns, room_w)
+    points = sizes()["legend"]
+    fg = THEMES[_style["theme"]]["foreground"]
+    for (_sample, label), text in zip(legend.items, texts, strict=True):
+        label.item.document().setDocumentMargin(LABEL_MARGIN)
+        if getattr(label, "eoc_shown", None) != (text, points, fg):
+            label.setText(text, color=fg, size=f"{points}pt")
+            label.eoc_shown = (text, points, fg)
+    _set_columns(legend, columns, size)
+    _legend_outside(item, legend, score[0] > 0)
+    if score[0] == 0:
+        _set_corner(legend, corner)
+
+
+def _legend_outside(item, legend: pg.LegendItem, outside: bool) -> None:
+    """Put the legend in a row of its own under the plot (``outside``), or back inside the view."""
+    if outside == getattr(legend, "eoc_outside", False):
+        return
+    legend.eoc_outside = outside
+    if outside:
+        # Out of its anchor to the view first: pyqtgraph would keep moving it back over the view.
+        anchored = getattr(legend, "_GraphicsWidgetAnchor__parent", None)
+        if anchored is not None:
+            try:
+                anchored.geometryChanged.disconnect(legend._GraphicsWidgetAnchor__geometryChanged)
+            except (RuntimeError, TypeError):
+                pass
+            legend._GraphicsWidgetAnchor__parent = None
+        legend.setParentItem(item)
+        item.layout.addItem(legend, 4, 1, alignment=pg.QtCore.Qt.AlignmentFlag.AlignHCenter)
+        item.layout.activate()
+    else:
+        item.layout.removeItem(legend)
+        legend.setParentItem(item.vb)
+        legend.eoc_at = None
+
+
+def legend_inside_view(widget: pg.PlotWidget) -> bool:
+    """Whether the legend sits in its view box (rather than in its own row under the plot)."""
+    legend = widget.getPlotItem().legend
+    return legend is not None and not getattr(legend, "eoc_outside", False)
+
+
+#: A legend entry's line sample (pyqtgraph's ItemSample is 20 px) and the spacing around it.
+SAMPLE_WIDTH = 20
+LEGEND_PADDING = 8
+#: The text margin of a legend label (Qt's default 4 px on each side wastes a legend's room).
+LABEL_MARGIN = 1.0
+
+
+def _legend_plan(legend: pg.LegendItem, columns: int, room: float) -> tuple[list[str], tuple[float, float]]:
+    """The labels (wrapped where one column is too narrow) and the box size of the legend in ``columns``."""
+    points = sizes()["legend"]
+    spacing = legend.layout.horizontalSpacing()
+    label_room = room / columns - SAMPLE_WIDTH - spacing - LEGEND_PADDING
+    texts, dims = [], []
+    for _sample, label in legend.items:
+        full = getattr(label, "eoc_full", None)
+        if full is None:
+            full = label.eoc_full = label.text
+        text = wrap_html(full, points, label_room, max_lines=2 if columns > 1 else 3)
+        texts.append(text)
+        dims.append(_text_size(_span(text, points), LABEL_MARGIN))
+    rows = math.ceil(len(texts) / columns)
+    col_w = [max((dims[i][0] for i in range(c, len(dims), columns)), default=0.0) for c in range(columns)]
+    row_h = [max(max(dims[i][1], SAMPLE_WIDTH) for i in range(r * columns, min(len(dims), (r + 1) * columns)))
+             for r in range(rows)]
+    width = sum(SAMPLE_WIDTH + spacing + cw for cw in col_w) + spacing * (columns - 1) + LEGEND_PADDING
+    return texts, (math.ceil(width), math.ceil(sum(row_h) + LEGEND_PADDING / 2))
+
+
+def _count_under(px, py, corner: str, lw: float, lh: float, w: float, h: float, m: float) -> int:
+    x0 = m if corner.endswith("left") else w - m - lw
+    y0 = m if corner.startswith("top") else h - m - lh
+    inside = (px >= x0 - 2) & (px <= x0 + lw + 2) & (py >= y0 - 2) & (py <= y0 + lh + 2)
+    return int(np.count_nonzero(inside))
+
+
+def _set_columns(legend: pg.LegendItem, columns: int, size: tuple[float, float]) -> None:
+    """Lay the legend's entries out row by row in ``columns`` columns on a fresh grid, in a box of
+    ``size``: pyqtgraph's setColumnCount keeps the old grid's empty columns (a wide, half-empty box)
+    and sizes the box from its labels' stale geometry."""
+    if getattr(legend, "eoc_layout", None) == (columns, size, len(legend.items)):
+        return
+    old = legend.layout
+    grid = QGraphicsGridLayout()
+    grid.setVerticalSpacing(0)
+    grid.setHorizontalSpacing(old.horizontalSpacing())
+    grid.setContentsMargins(LEGEND_PADDING / 2, LEGEND_PADDING / 4, LEGEND_PADDING / 2, LEGEND_PADDING / 4)
+    for i in range(old.count() - 1, -1, -1):
+        old.removeAt(i)
+    for i, (sample, label) in enumerate(legend.items):
+        row, col = divmod(i, columns)
+        grid.addItem(sample, row, 2 * col, alignment=pg.QtCore.Qt.AlignmentFlag.AlignVCenter)
+        grid.addItem(label, row, 2 * col + 1, alignment=pg.QtCore.Qt.AlignmentFlag.AlignVCenter
+                     | pg.QtCore.Qt.AlignmentFlag.AlignLeft)
+    legend.layout = grid
+    legend.setLayout(grid)
+    legend.columnCount = columns
+    legend.rowCount = math.ceil(len(legend.items) / columns)
+    legend.eoc_layout = (columns, size, len(legend.items))
+    if not getattr(legend, "eoc_outside", False):  # (under the plot, the plot's layout places it)
+        legend.setGeometry(0, 0, *size)
+    legend.setMinimumSize(*size)
+    legend.setMaximumSize(*size)
+
+
+def place_legend(widget: pg.PlotWidget) -> None:
+    """Move the legend to the corner of its view with the fewest data points (and line samples) under
+    it; it stays where it is unless another corner has strictly fewer."""
+    item = widget.getPlotItem()
+    legend = item.legend if item is not None else None
+    if legend is None or not legend.items or getattr(legend, "eoc_outside", False):
+        return
+    vb = item.vb
+    w, h = vb.width(), vb.height()
+    if w < 20 or h < 20:
+        return
+    px, py = data_pixels(item)
+    lw, lh = legend.width(), legend.height()
+    m = LEGEND_MARGIN[_style["presentation"]]
+    here = getattr(legend, "eoc_at", getattr(legend, "eoc_corner", "top-right"))
+    preferred = getattr(legend, "eoc_corner", "top-right")
+    order = [here, preferred] + [c for c in LEGEND_OFFSETS if c not in (here, preferred)]
+
+    counts = {corner: _count_under(px, py, corner, lw, lh, w, h, m) for corner in order}
+    best = min(order, key=lambda c: (counts[c], order.index(c)))
+    if counts[best] < counts[here] or getattr(legend, "eoc_at", None) is None:
+        _set_corner(legend, best)
+    else:
+        _set_corner(legend, here)
+
+
+def legend_overlap(widget: pg.PlotWidget) -> int:
+    """How many data points (lines sampled every few pixels) lie under the legend."""
+    item = widget.getPlotItem()
+    legend = item.legend
+    if legend is None or not legend.items or not legend.isVisible() or getattr(legend, "eoc_outside", False):
+        return 0
+    px, py = data_pixels(item)
+    rect = legend.mapRectToItem(item.vb, legend.boundingRect())
+    inside = (px >= rect.left()) & (px <= rect.right()) & (py >= rect.top()) & (py <= rect.bottom())
+    return int(np.count_nonzero(inside))
+
+
+def data_pixels(item) -> tuple[np.ndarray, np.ndarray]:
+    """Where the plot's data lie in its view box, in pixels: every point of dots, lines sampled every
+    4 px, infinite lines across the view. Heatmaps are left out (they fill the view by design)."""
+    vb = item.vb
+    (x0, x1), (y0, y1) = vb.viewRange()
+    w, h = vb.width(), vb.height()
+    inverted = vb.state.get("yInverted", False)
+
+    def to_px(x, y):
+        x = (np.asarray(x, float) - x0) / ((x1 - x0) or 1.0) * w
+        t = (np.asarray(y, float) - y0) / ((y1 - y0) or 1.0) * h
+        return x, (t if inverted else h - t)
+
+    xs, ys = [np.zeros(0)], [np.zeros(0)]
+    for child in vb.addedItems:
+        if not child.isVisible():
+            continue
+        if isinstance(child, pg.PlotDataItem):
+            x, y = child.getData()
+            if x is None or len(x) == 0:
+                continue
+            if len(x) == len(y) + 1:      # stepMode="center": x holds the bin edges
+                x = (x[:-1] + x[1:]) / 2
+            px, py = to_px(x, y)
+            ok = np.isfinite(px) & np.isfinite(py)
+            px, py = px[ok], py[ok]
+            pen = child.opts.get("pen")
+            if pen is not None and pg.mkPen(pen).style() != pg.QtCore.Qt.PenStyle.NoPen and px.size > 1:
+                px, py = _densify(np.clip(px, -w, 2 * w), np.clip(py, -h, 2 * h))
+        elif isinstance(child, pg.InfiniteLine):
+            pos = child.value()
+            t = np.linspace(0, 1, 200)
+            if child.angle % 180 == 90:
+                px, py = to_px(np.full(200, pos), y0 + t * (y1 - y0))
+            elif child.angle % 180 == 0:
+                px, py = to_px(x0 + t * (x1 - x0), np.full(200, pos))
+            else:
+                continue
+        elif isinstance(child, pg.ScatterPlotItem | pg.TargetItem):
+            pos = child.pos() if isinstance(child, pg.TargetItem) else None
+            if pos is not None:
+                px, py = to_px([pos.x()], [pos.y()])
+            else:
+                x, y = child.getData()
+                px, py = to_px(x, y)
+        else:
+            continue
+        xs.append(px)
+        ys.append(py)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _densify(px: np.ndarray, py: np.ndarray, step: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+    """Points along the polyline through (px, py), at most ``step`` pixels apart."""
+    dx, dy = np.diff(px), np.diff(py)
+    n = np.clip(np.ceil(np.hypot(dx, dy) / step), 1, 400).astype(int)
+    seg = np.repeat(np.arange(dx.size), n)
+    t = (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)) / np.repeat(n, n)
+    return np.append(px[seg] + t * dx[seg], px[-1]), np.append(py[seg] + t * dy[seg], py[-1])
 
 
 def _cached_legend(legend: pg.LegendItem) -> None:
@@ -94,6 +537,7 @@ def _cached_legend(legend: pg.LegendItem) -> None:
 
     def add_cached(item, name):
         add(item, name)
+        _refresh_sample_on_first_data(item, legend.items[-1][0])
         stack = [legend]
         while stack:
             node = stack.pop()
@@ -102,6 +546,20 @@ def _cached_legend(legend: pg.LegendItem) -> None:
 
     legend.addItem = add_cached
     legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
+def _refresh_sample_on_first_data(item, sample) -> None:
+    """A sample is drawn from its item's style, which a scatter only takes on with its first data: the
+    cached picture would otherwise keep the grey default until something else invalidates it."""
+    signal = getattr(item, "sigPlotChanged", None)
+    if signal is None:
+        return
+
+    def first(*_):
+        sample.update()
+        signal.disconnect(first)
+
+    signal.connect(first)
 
 
 def _forget(widget) -> None:
@@ -114,6 +572,8 @@ def _forget(widget) -> None:
 def theory_line(plot: pg.PlotWidget, name: str | None, i: int = 0, *, dash: bool = False,
                 width_scale: float = 1.0) -> pg.PlotDataItem:
     """A solid line: what the theory predicts."""
+    if _progressive[0]:
+        _serve_events()
     item = plot.plot([], [], name=name)
     item.eoc_role = ("line", i, dash, width_scale)
     _style_item(item)
@@ -199,16 +659,22 @@ def set_title(widget: pg.PlotWidget, text: str) -> None:
     if getattr(item, "eoc_title", None) == text:
         return
     item.eoc_title = text
-    item.setTitle(text, color=THEMES[_style["theme"]]["foreground"], size=f"{sizes()['title']}pt")
+    if text:
+        item.titleLabel.setVisible(True)
+        _fit_title(item)
+    else:
+        item.setTitle(None)
 
 
 def set_label(widget: pg.PlotWidget, side: str, text: str) -> None:
     """Change an axis label in the current style."""
-    axis = widget.getPlotItem().getAxis(side)
-    if axis.labelText == text:
+    item = widget.getPlotItem()
+    axis = item.getAxis(side)
+    if getattr(axis, "eoc_label", axis.labelText) == text:
         return
-    axis.setLabel(text, **label_style())
-    axis.resizeEvent()  # pyqtgraph centres an axis label only on resize, not when its text changes
+    axis.eoc_label = text
+    # (pyqtgraph centres an axis label only on resize, not when its text changes: _fit_axis_label does)
+    _fit_axis_label(axis, item.vb.width() if side in ("bottom", "top") else item.vb.height())
 
 
 def rename(widget: pg.PlotWidget, item, text: str) -> None:
@@ -216,8 +682,21 @@ def rename(widget: pg.PlotWidget, item, text: str) -> None:
     item.opts["name"] = text
     legend = widget.getPlotItem().legend
     label = legend.getLabel(item) if legend is not None else None
-    if label is not None and label.text != text:
+    if label is not None and getattr(label, "eoc_full", label.text) != text:
+        label.eoc_full = text
+        label.eoc_shown = None
         label.setText(text, color=THEMES[_style["theme"]]["foreground"], size=f"{sizes()['legend']}pt")
+        schedule_fit(widget, full=True)
+
+
+def schedule_fit(widget: pg.PlotWidget, full: bool = False) -> None:
+    """Fit ``widget`` once the event loop is idle, calls in between coalescing: all of it
+    (:func:`fit`) after a resize or a restyle (``full``), only the legend's corner after new data."""
+    timer = getattr(widget, "eoc_fit_timer", None)
+    if timer is not None:
+        widget.eoc_fit_full = getattr(widget, "eoc_fit_full", True) or full
+        # New data moves the legend once the slider rests: not on each of its steps.
+        timer.start(0 if widget.eoc_fit_full else LEGEND_REST_MS)
 
 
 def legend_key(plot: pg.PlotWidget, theory: str = "lines: theory", simulation: str = "dots: simulation"):
@@ -234,6 +713,8 @@ def legend_key(plot: pg.PlotWidget, theory: str = "lines: theory", simulation: s
 
 def sim_dots(plot: pg.PlotWidget, name: str | None, i: int = 0, *, errors: bool = True):
     """Dots: what a simulated torch network did; with error bars across networks."""
+    if _progressive[0]:
+        _serve_events()
     item = plot.plot([], [], name=name)
     item.eoc_role = ("dots", i)
     _style_item(item)
@@ -284,7 +765,11 @@ def _apply(widget: pg.PlotWidget) -> None:
     widget.setBackground(theme["background"])
     item = widget.getPlotItem()
     fg = theme["foreground"]
-    item.setTitle(getattr(item, "eoc_title", ""), color=fg, size=f"{s['title']}pt")
+    if getattr(item, "eoc_title", ""):
+        item.titleLabel.setVisible(True)
+        _fit_title(item)
+    else:
+        item.setTitle(getattr(item, "eoc_title", ""), color=fg, size=f"{s['title']}pt")
     tick_font = QFont()
     tick_font.setPointSize(s["tick"])
     for name in ("bottom", "left", "right", "top"):
@@ -295,7 +780,9 @@ def _apply(widget: pg.PlotWidget) -> None:
         axis.label.setFont(_font(s["label"]))
         # Major ticks only: a quarter of the cost to repaint, and a cleaner grid from the back row.
         axis.setStyle(tickTextOffset=6, maxTickLevel=0)
-        if axis.labelText:
+        if getattr(axis, "eoc_label", None):
+            _fit_axis_label(axis, item.vb.width() if name in ("bottom", "top") else item.vb.height())
+        elif axis.labelText:
             axis.setLabel(axis.labelText, units=axis.labelUnits, color=fg, **{"font-size": f"{s['label']}pt"})
     item.showGrid(x=True, y=True, alpha=theme["grid"])
     legend = item.legend
@@ -305,9 +792,13 @@ def _apply(widget: pg.PlotWidget) -> None:
         legend.setBrush(pg.mkBrush(theme["background"] + "d0"))
         legend.setPen(pg.mkPen(fg, width=0.5))
         for _sample, label in legend.items:
-            label.setText(label.text, color=fg, size=f"{s['legend']}pt")
+            label.setText(getattr(label, "eoc_full", label.text), color=fg, size=f"{s['legend']}pt")
+            label.eoc_shown = None
+        legend.updateSize()
+        fit_legend(widget)
     for child in item.items:
         _style_item(child)
+    schedule_fit(widget, full=True)
 
 
 def _font(points: int) -> QFont:
@@ -348,7 +839,8 @@ def export_plot(widget: pg.PlotWidget, directory: Path, stem: str, png_width: in
     paths = [directory / f"{stem}.png", directory / f"{stem}.svg", directory / f"{stem}.csv"]
     png = ImageExporter(item)
     png.parameters()["width"] = int(png_width)
-    png.export(str(paths[0]))
+    with export_scale(widget, png_width):
+        png.export(str(paths[0]))
     SVGExporter(item).export(str(paths[1]))
     images = [c for c in item.items if isinstance(c, pg.ImageItem) and c.image is not None]
     if images:
@@ -356,6 +848,57 @@ def export_plot(widget: pg.PlotWidget, directory: Path, stem: str, png_width: in
     else:
         CSVExporter(item).export(str(paths[2]))
     return paths
+
+
+@contextmanager
+def export_scale(widget: pg.PlotWidget, png_width: int):
+    """Widen every pen of the plot while it is exported ``png_width`` pixels wide, by the export's scale.
+
+    The exporter scales the whole scene (text, dots) from the plot's size on screen to ``png_width``,
+    but pyqtgraph's pens are cosmetic: without this a 3200-px PNG would have the 1600-px one's lines,
+    half as thick relative to its text. Cached items are drawn afresh at the export's scale.
+    """
+    item = widget.getPlotItem()
+    scale = png_width / max(1.0, item.sceneBoundingRect().width())
+    restore = []
+    # A cached item (the legend, the axes) would be blitted at its size on screen, not drawn at the
+    # export's scale: a 3200-px PNG got a thumbnail of a legend.
+    # So would an item that ignores the painter's scale (pyqtgraph's legend does, to keep its size on
+    # screen when the view zooms).
+    fixed = QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations
+    for child in widget.scene().items():
+        mode = child.cacheMode()
+        if mode != QGraphicsItem.CacheMode.NoCache:
+            restore.append((child.setCacheMode, mode))
+            child.setCacheMode(QGraphicsItem.CacheMode.NoCache)
+        if child.flags() & fixed and isinstance(child, pg.LegendItem):
+            restore.append((lambda on, c=child: c.setFlag(fixed, on), True))
+            child.setFlag(fixed, False)
+    if abs(scale - 1.0) > 0.02:
+        def widened(pen) -> QPen:
+            wide = QPen(pen)
+            wide.setWidthF(max(pen.widthF(), 1.0) * scale)
+            return wide
+
+        for child in list(item.vb.addedItems) + [item.getAxis(s) for s in ("left", "bottom", "right", "top")]:
+            if isinstance(child, pg.PlotDataItem) and child.opts.get("pen") is not None:
+                pen = pg.mkPen(child.opts["pen"])
+                if pen.style() != pg.QtCore.Qt.PenStyle.NoPen:
+                    restore.append((child.setPen, pen))
+                    child.setPen(widened(pen))
+            elif isinstance(child, pg.InfiniteLine | pg.AxisItem):
+                pen = QPen(child.pen() if callable(child.pen) else child.pen)
+                restore.append((child.setPen, pen))
+                child.setPen(widened(pen))
+            elif isinstance(child, pg.ErrorBarItem) and child.opts.get("pen") is not None:
+                pen = pg.mkPen(child.opts["pen"])
+                restore.append((lambda p, c=child: c.setOpts(pen=p), pen))
+                child.setOpts(pen=widened(pen))
+    try:
+        yield scale
+    finally:
+        for setter, pen in reversed(restore):
+            setter(pen)
 
 
 def _write_image_csv(image: pg.ImageItem, path: Path) -> None:

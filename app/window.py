@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QEvent, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCursor, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressDialog,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app import plots as plotting
+from app.decks import Deck, read_deck
 from app.panels import NAMES, PANELS, panel_class, params_class
 from app.panels.base import Panel
 from app.paramsets import (
@@ -39,6 +41,12 @@ from app.runner import Job, Runner
 from core.params import Params
 
 DEVICE_PROBE_DELAY_MS = 3000
+#: The keys a presenter's clicker sends, and the deck step each one takes.
+DECK_KEYS = {Qt.Key.Key_PageDown: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_PageUp: -1, Qt.Key.Key_Left: -1}
+#: The window's size on a screen with room for it; smaller screens get it maximised.
+PREFERRED_SIZE = (1500, 950)
+#: Room left for the window manager's frame and title bar around the window.
+FRAME_ALLOWANCE = (16, 48)
 SETTINGS_ORG = "EdgeOfChaos"
 SETTINGS_APP = "edge-of-chaos"
 
@@ -83,16 +91,35 @@ class MainWindow(QMainWindow):
     def __init__(self, restore: bool = True, tab: str | None = None):
         super().__init__()
         self.setWindowTitle("Edge of Chaos")
-        self.resize(1500, 950)
+        self.fit_to_screen()
         self.runner = Runner(self)
         self.last_error = ""
+        #: The IDX image and label files opened with File ▸ Open dataset… (kept by path, never copied).
+        self.dataset_paths: tuple[str, str] | None = None
+        self.dataset = None
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        self.setCentralWidget(self.tabs)
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.tabs, 1)
+        #: The current deck step's caption, under the plots (shown while a deck is open).
+        self.caption = QLabel("")
+        self.caption.setWordWrap(True)
+        self.caption.setAccessibleName("deck caption")
+        self.caption.setVisible(False)
+        column.addWidget(self.caption)
+        self.setCentralWidget(central)
+        #: The open lecture deck (File ▸ Open deck…) and the index of the step on screen.
+        self.deck: Deck | None = None
+        self.deck_index = 0
+        QApplication.instance().installEventFilter(self)
         self.panels = _Panels(self)
         #: Parameters for panels not built yet (from a session or a parameter set), applied when built.
         self._waiting: dict[str, Params] = {}
         self._hosts: dict[str, QWidget] = {}
+        self._building: set[str] = set()
         for entry in PANELS:
             host = QWidget()
             host.eoc_panel = entry.name
@@ -111,9 +138,32 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(DEVICE_PROBE_DELAY_MS, self, lambda: self.runner.submit(
             Job("app:device", _device_description, on_result=self._set_device, label="device")))
 
+    def fit_to_screen(self, screen=None) -> None:
+        """Open at the preferred size where the screen's available area has room for it (centred),
+        maximised inside that area where it has not: a 1280×720 projector must show the whole window."""
+        screen = screen or self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(*PREFERRED_SIZE)
+            return
+        room = screen.availableGeometry()
+        frame_w, frame_h = FRAME_ALLOWANCE
+        width, height = min(PREFERRED_SIZE[0], room.width() - frame_w), min(PREFERRED_SIZE[1], room.height() - frame_h)
+        self.resize(width, height)
+        self.move(room.x() + (room.width() - width - frame_w) // 2, room.y() + (room.height() - height - frame_h) // 2)
+        if (width, height) != PREFERRED_SIZE:
+            self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
+
     def _build_panel(self, name: str) -> None:
-        panel = panel_class(name)(self.runner, params=self._waiting.pop(name, None))
+        if name in self._building:
+            raise RuntimeError(f"the {name} panel is being built")  # asked for by an event served meanwhile
+        self._building.add(name)
+        try:
+            with plotting.progressive():  # the window keeps repainting and its timers run meanwhile
+                panel = panel_class(name)(self.runner, params=self._waiting.pop(name, None))
+        finally:
+            self._building.discard(name)
         panel.message.connect(self.status_message)
+        panel.set_controls_visible(self.controls_action.isChecked())
         self._hosts[name].layout().addWidget(panel)
         self.panels.built[name] = panel
 
@@ -147,6 +197,14 @@ class MainWindow(QMainWindow):
         self._action(file, "&Open parameter set…", lambda: self.open_params(), QKeySequence.StandardKey.Open)
         self._action(file, "&Save parameter set…", lambda: self.save_params(), QKeySequence.StandardKey.Save)
         self._action(file, "&Export plots…", lambda: self.export_plots(), "Ctrl+E")
+        self._action(file, "Export &animation…", lambda: self.export_animation(), "Ctrl+Shift+E")
+        file.addSeparator()
+        self._action(file, "Open data&set…", lambda: self.open_dataset())
+        self._action(file, "Save &model…", lambda: self.save_model())
+        self._action(file, "Open mode&l…", lambda: self.open_model())
+        file.addSeparator()
+        self._action(file, "Open &deck…", lambda: self.open_deck(), "Ctrl+Shift+D")
+        self._action(file, "Close deck", lambda: self.close_deck())
         file.addSeparator()
         self._action(file, "Open se&ssion…", lambda: self.open_session(), "Ctrl+Shift+O")
         self._action(file, "Save session…", lambda: self.save_session(), "Ctrl+Shift+S")
@@ -159,6 +217,12 @@ class MainWindow(QMainWindow):
         self.presentation_action = self._action(view, "&Presentation mode", self.set_presentation, "F11",
                                                 checkable=True)
         self.dark_action = self._action(view, "&Dark plot theme", self.set_dark, "Ctrl+D", checkable=True)
+        view.addSeparator()
+        self.focus_action = self._action(view, "&Focus plot (double-click a plot)", self.toggle_focus, "Ctrl+F")
+        self._action(view, "Back to all plots", self.unfocus, "Esc")
+        self.controls_action = self._action(view, "Show &controls", self.set_controls_visible, "Ctrl+H",
+                                            checkable=True)
+        self.controls_action.setChecked(True)
         view.addSeparator()
         self._action(view, "&Recompute this panel", lambda: self.current_panel().refresh(), "F5")
 
@@ -234,6 +298,8 @@ class MainWindow(QMainWindow):
         self.timing_label.setText(f"{label}: {seconds * 1000:.0f} ms{where}")
 
     def _job_failed(self, key: str, label: str, message: str) -> None:
+        if key == "app:dataset":
+            return  # open_dataset reports its own refusal, saying what was kept
         self.last_error = f"{label}: {message}"
         self.statusBar().showMessage(self.last_error, 15000)
 
@@ -290,6 +356,121 @@ class MainWindow(QMainWindow):
         self.status_message(f"Exported {len(paths)} files to {directory}")
         return paths
 
+    # -- datasets and models ----------------------------------------------------------------------
+    def open_dataset(self, images: str | None = None, labels: str | None = None, report=None) -> bool:
+        """Open an MNIST-format IDX image file and its label file (read off the GUI thread). A bad file is
+        reported naming the file and the problem, and the dataset open before stays. True once submitted."""
+        if images is None:
+            images, _ = QFileDialog.getOpenFileName(self, "Open dataset: the IDX image file", "",
+                                                    "IDX image files (*idx3*);;All files (*)")
+            if not images:
+                return False
+        if labels is None:
+            labels, _ = QFileDialog.getOpenFileName(self, "Open dataset: the IDX label file",
+                                                    str(Path(images).parent), "IDX label files (*idx1*);;All files (*)")
+            if not labels:
+                return False
+        from core.data import open_idx
+
+        report = report or self.report_error
+        kept = f"Kept {Path(self.dataset_paths[0]).name}." if self.dataset_paths else "No dataset was opened."
+        pair = (str(images), str(labels))
+
+        def opened(dataset) -> None:
+            self.dataset, self.dataset_paths = dataset, pair
+            shape = "×".join(map(str, dataset.image_shape or (dataset.inputs,)))
+            self.status_message(f"Opened {Path(pair[0]).name}: {dataset.n_train + dataset.n_test:,} images of "
+                                f"{shape}, {dataset.classes} classes (dataset \"idx\")")
+
+        self.runner.submit(Job("app:dataset", open_idx, args=pair, on_result=opened,
+                               on_error=lambda text: report(f"Dataset refused — {text}. {kept}"),
+                               label="open dataset"))
+        return True
+
+    def save_model(self, path: str | None = None) -> Path | None:
+        """Save the current panel's trained network as .safetensors with its JSON spec."""
+        from core import models
+
+        panel = self.current_panel()
+        trained = panel.trained_model()
+        if trained is None:
+            self.report_error(f"{panel.title} has no trained model to save.")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save model", f"{panel.name}.safetensors",
+                                                  "Models (*.safetensors)")
+            if not path:
+                return None
+        try:
+            out = models.save(path, trained)
+        except OSError as err:
+            self.report_error(f"Could not save {path}: {err.strerror or err}")
+            return None
+        self.status_message(f"Saved model {out}")
+        return out
+
+    def open_model(self, path: str | None = None) -> bool:
+        """Give the current panel the network in a .safetensors model file; a refused file changes nothing."""
+        from core import models
+
+        panel = self.current_panel()
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Open model", "", "Models (*.safetensors)")
+            if not path:
+                return False
+        current = panel.trained_model()
+        try:
+            trained = models.open(path, data_key=current.data_key if current is not None else None)
+            panel.use_model(trained)
+        except models.ModelFileError as err:
+            self.report_error(f"Model refused — {err}. Nothing was changed.")
+            return False
+        self.status_message(f"Opened model {Path(path).name} in {panel.title}")
+        return True
+
+    def export_animation(self, path: str | None = None, param: str | None = None, start: float | None = None,
+                         stop: float | None = None, frames: int = 60, plot: str | None = None,
+                         theory_only: bool = True) -> Path | None:
+        """Sweep one parameter of the current panel and write a GIF or MP4 of a plot or of the panel,
+        with progress and Cancel; the panel's parameters are put back afterwards. Without arguments
+        it asks for them."""
+        from app import animate as anim
+
+        panel = self.current_panel()
+        if not panel.Params.specs() or not panel.plots:
+            self.report_error(f"{panel.title} has nothing to animate yet.")
+            return None
+        if param is None:
+            from app.animation_dialog import ask
+
+            request = ask(self, panel)
+            if request is None:
+                return None
+            path, param, start, stop, frames, plot, theory_only = request
+        try:
+            values = anim.check(panel.params, param, start, stop, frames, Path(path))
+        except anim.AnimationError as err:
+            self.report_error(f"Animation refused — {err}.")
+            return None
+        original = panel.params
+        progress = QProgressDialog(f"Animating {param} from {start:g} to {stop:g}…", "Cancel", 0, len(values), self)
+        progress.setWindowModality(Qt.WindowModality.WindowModal)
+        progress.setMinimumDuration(300)
+        try:
+            count = anim.write(path, anim.frames(panel, param, values, plot, theory_only=theory_only),
+                               progress=progress.setValue, cancelled=progress.wasCanceled)
+        except (anim.AnimationError, OSError) as err:
+            self.report_error(f"Could not write {path}: {err}")
+            count = 0
+        finally:
+            progress.close()
+            panel.load_params(original)
+        if count == 0:
+            self.status_message("Animation cancelled; nothing written")
+            return None
+        self.status_message(f"Wrote {count} frames to {path}")
+        return Path(path)
+
     def all_params(self) -> dict:
         """Each panel's parameters, without building a panel for it."""
         out = {}
@@ -308,7 +489,7 @@ class MainWindow(QMainWindow):
             if not path:
                 return None
         try:
-            out = write_session(path, self.current_name(), self.all_params())
+            out = write_session(path, self.current_name(), self.all_params(), self.dataset_paths)
         except OSError as err:
             self.report_error(f"Could not save {path}: {err.strerror or err}")
             return None
@@ -335,6 +516,13 @@ class MainWindow(QMainWindow):
             else:
                 self._waiting[name] = params
         self.show_panel(session.tab)
+        if session.dataset is not None and session.dataset != self.dataset_paths:
+            missing = [p for p in session.dataset if not Path(p).is_file()]
+            if missing:
+                self.status_message(f"The session's dataset is gone ({', '.join(Path(p).name for p in missing)} "
+                                    "no longer exists): open it again with File ▸ Open dataset…")
+            else:
+                self.open_dataset(*session.dataset, report=self.status_message)
 
     def _restore_session(self) -> None:
         text = settings().value("session", "")
@@ -347,8 +535,73 @@ class MainWindow(QMainWindow):
 
     def _remember_session(self) -> None:
         store = settings()
-        store.setValue("session", json.dumps(session_document(self.current_name(), self.all_params())))
+        store.setValue("session", json.dumps(session_document(self.current_name(), self.all_params(),
+                                                              self.dataset_paths)))
         store.sync()
+
+    # -- decks ----------------------------------------------------------------------------------
+    def open_deck(self, path: str | None = None) -> bool:
+        """Open a lecture deck and show its first step; a bad deck is refused, nothing changed."""
+        if path is None:
+            from app.decks import shipped
+
+            start = str(shipped()[0].parent) if shipped() else ""
+            path, _ = QFileDialog.getOpenFileName(self, "Open deck", start, "Decks (*.json)")
+            if not path:
+                return False
+        try:
+            deck = read_deck(path)
+        except ParamFileError as err:
+            self.report_error(f"Deck refused — {err}. Nothing was changed.")
+            return False
+        self.deck = deck
+        self.show_step(0)
+        return True
+
+    def close_deck(self) -> None:
+        self.deck = None
+        self.caption.setVisible(False)
+
+    def show_step(self, index: int) -> None:
+        """Show step ``index`` of the open deck: its panel, its parameters, its caption."""
+        if self.deck is None:
+            return
+        index = max(0, min(index, len(self.deck.steps) - 1))
+        step = self.deck.steps[index]
+        self.deck_index = index
+        panel = self.show_panel(step.panel)
+        panel.load_params(step.params)
+        self._show_caption()
+        self.status_message(f"{self.deck.title} — step {index + 1} of {len(self.deck.steps)}")
+
+    def _show_caption(self) -> None:
+        if self.deck is None:
+            return
+        step = self.deck.steps[self.deck_index]
+        size = 22 if plotting.style()["presentation"] else 13
+        self.caption.setStyleSheet(f"font-size: {size}pt; padding: 4px 12px; background: palette(base);")
+        self.caption.setText(f"<b>{self.deck_index + 1}/{len(self.deck.steps)}</b>&nbsp; {step.caption}")
+        self.caption.setVisible(True)
+
+    def next_step(self) -> None:
+        if self.deck is not None:
+            self.show_step(self.deck_index + 1)
+
+    def previous_step(self) -> None:
+        if self.deck is not None:
+            self.show_step(self.deck_index - 1)
+
+    def eventFilter(self, watched, event) -> bool:
+        """With a deck open, PageDown/PageUp/→/← (what a presenter's clicker sends) step through it
+        whichever widget of this window has the focus: a slider would otherwise take PageDown."""
+        if self.deck is not None and event.type() == QEvent.Type.KeyPress and isinstance(watched, QWidget) \
+                and watched.window() is self and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
+            step = DECK_KEYS.get(event.key())
+            if step is not None:
+                if not event.isAutoRepeat():
+                    (self.next_step if step > 0 else self.previous_step)()
+                return True
+        return super().eventFilter(watched, event)
 
     # -- view -----------------------------------------------------------------------------------
     def set_presentation(self, on: bool) -> None:
@@ -358,10 +611,37 @@ class MainWindow(QMainWindow):
         font.setPointSize(15 if on else 10)
         app.setFont(font)
         if on:
+            if not self.isFullScreen():
+                self._state_before_presentation = self.windowState()
             self.showFullScreen()
         else:
-            self.showNormal()
+            self.setWindowState(getattr(self, "_state_before_presentation", Qt.WindowState.WindowNoState)
+                                & ~Qt.WindowState.WindowFullScreen)
+            self.show()
         self.presentation_action.setChecked(on)
+        self._show_caption()
+
+    def toggle_focus(self) -> None:
+        """Enlarge the plot under the mouse (else the first plot) to the whole panel, or put it back."""
+        panel = self.current_panel()
+        if panel.focused_plot() is not None:
+            panel.focus_plot(None)
+            return
+        under = QApplication.widgetAt(QCursor.pos())
+        key = next((k for k, w in panel.plots.items() if under is not None and (under is w or w.isAncestorOf(under))),
+                   next(iter(panel.plots), None))
+        if key is not None:
+            panel.focus_plot(key)
+
+    def unfocus(self) -> None:
+        if self.current_panel().focused_plot() is not None:
+            self.current_panel().focus_plot(None)
+
+    def set_controls_visible(self, on: bool) -> None:
+        """Show or hide the control column of every panel (Ctrl+H): more room for the plots."""
+        for panel in self.panels.built.values():
+            panel.set_controls_visible(on)
+        self.controls_action.setChecked(on)
 
     def set_dark(self, on: bool) -> None:
         plotting.set_style(theme="dark" if on else "light")
@@ -384,6 +664,7 @@ class MainWindow(QMainWindow):
 
     # -- lifetime -------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:
+        QApplication.instance().removeEventFilter(self)
         self._remember_session()
         self.runner.shutdown()
         super().closeEvent(event)

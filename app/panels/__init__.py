@@ -27,14 +27,13 @@ PANELS: tuple[PanelEntry, ...] = (
     PanelEntry("propagation", "Signal Propagation", "app.panels.propagation", "PropagationPanel",
                "core.propagation:PropagationParams"),
     PanelEntry("spectra", "Jacobian Spectra", "app.panels.spectra", "SpectraPanel", "core.spectra:SpectraParams"),
-    PanelEntry("optimizers", "Optimizers", planned="GD, heavy ball, Nesterov, AdaGrad(-Norm), RMSProp and Adam "
-               "on quadratics and small networks, against the linear rates of lecture 9."),
-    PanelEntry("landscape", "Loss Landscape", planned="Filter-normalised 1-D and 2-D slices (Li et al. 2018), "
-               "mode connectivity, and the Hessian index against Pennington & Bahri 2017."),
-    PanelEntry("pruning", "Pruning", planned="Magnitude pruning, lottery tickets, SNIP / GraSP / SynFlow, RigL "
-               "and DCT-plus-sparse layers on real data."),
-    PanelEntry("robustness", "Robustness", planned="FGSM, PGD, DeepFool and spatial attacks, with Lipschitz "
-               "and interval-bound certificates."),
+    PanelEntry("optimizers", "Optimizers", "app.panels.optimizers", "OptimizersPanel",
+               "core.optimizers.settings:OptimizersParams"),
+    PanelEntry("landscape", "Loss Landscape", "app.panels.landscape", "LandscapePanel",
+               "core.landscape:LandscapeParams"),
+    PanelEntry("pruning", "Pruning", "app.panels.pruning", "PruningPanel", "core.pruning:PruningParams"),
+    PanelEntry("robustness", "Robustness", "app.panels.robustness", "RobustnessPanel",
+               "core.robustness:RobustnessParams"),
 )
 
 NAMES = tuple(p.name for p in PANELS)
@@ -60,8 +59,9 @@ def panel_class(name: str):
     """The Panel subclass for ``name`` (a PlaceholderPanel subclass for one not built yet)."""
     e = entry(name)
     if e.module is None:
-        from app.panels.base import PlaceholderPanel
-
-        return type(f"{e.name.title()}Placeholder", (PlaceholderPanel,),
+        # By name, like every panel module: this registry sits below base (base → paramsets → here),
+        # so a static import of base would close the circle app.panels → base → paramsets → app.panels.
+        placeholder = importlib.import_module("app.panels.base").PlaceholderPanel
+        return type(f"{e.name.title()}Placeholder", (placeholder,),
                     {"name": e.name, "title": e.title, "planned": e.planned})
     return getattr(importlib.import_module(e.module), e.cls)

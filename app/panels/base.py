@@ -12,8 +12,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QFormLayout,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from app import plots as plotting
 from app.controls import ControlColumn
+from app.plot_grid import PlotGrid
 from app.runner import Job, Runner
 from core.params import ParamError, Params
 
@@ -62,7 +64,10 @@ class Panel(QWidget):
         self.render_count = 0
 
         outer = QHBoxLayout(self)
-        side = QVBoxLayout()
+        #: The control column (hidden and shown with :meth:`set_controls_visible`, Ctrl+H).
+        self.side = QWidget()
+        side = QVBoxLayout(self.side)
+        side.setContentsMargins(0, 0, 0, 0)
         self.controls = ControlColumn(self.Params, self._on_control, hidden=self.hidden_params)
         self.buttons = QVBoxLayout()
         column = QWidget()
@@ -75,6 +80,7 @@ class Panel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(330)
         scroll.setMaximumWidth(420)
+        self._side_scroll = scroll
         side.addWidget(scroll, 1)
 
         self.progress = QProgressBar()
@@ -89,7 +95,7 @@ class Panel(QWidget):
         self.busy_box.setLayout(busy_row)
         self.busy_box.setVisible(False)
         side.addWidget(self.busy_box)
-        outer.addLayout(side)
+        outer.addWidget(self.side)
 
         right = QVBoxLayout()
         self.error_banner = self._make_banner("#c0392b", "panel error")
@@ -98,13 +104,39 @@ class Panel(QWidget):
         right.addWidget(self.banner)
         self.grid = QGridLayout()
         self.grid.setSpacing(6)
-        right.addLayout(self.grid, 1)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        #: The plots: the panel's grid reflowed to the room it gets, one plot focused at a time.
+        self.plot_grid = PlotGrid(self.grid)
+        right.addWidget(self.plot_grid, 1)
         outer.addLayout(right, 1)
 
         self.runner.long_running.connect(self._on_long_running)
         self.build()
         self.controls.set_values(self.params)
         self.update_visibility()
+        self._fit_side()
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:  # presentation mode's larger text, once the controls have it
+            QTimer.singleShot(0, self, self._fit_side)
+
+    def _fit_side(self) -> None:
+        """The control column as wide as its controls want, up to a third of the screen (the plots
+        need the rest): where that is too narrow, a control's box goes under its label."""
+        scroll = self._side_scroll
+        screen = self.screen()
+        cap = max(300, min(560, int(0.34 * screen.availableGeometry().width()))) if screen is not None else 420
+        form = getattr(self.controls, "form", None)
+        if form is not None:
+            form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
+        want = scroll.widget().sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
+        if want > cap and form is not None:
+            form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
+            want = scroll.widget().sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
+        width = max(300, min(cap, want))
+        scroll.setMinimumWidth(width)
+        scroll.setMaximumWidth(max(width, min(cap, 420)))
 
     # -- for subclasses -------------------------------------------------------------------------
     def build(self) -> None:
@@ -120,7 +152,27 @@ class Panel(QWidget):
         widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.grid.addWidget(widget, row, col, rowspan, colspan)
         self.plots[key] = widget
+        scene = getattr(widget, "scene", None)
+        if callable(scene) and hasattr(scene(), "sigMouseClicked"):
+            scene().sigMouseClicked.connect(lambda ev, w=widget: ev.double() and self.toggle_focus(w))
+        self.plot_grid.schedule()
         return widget
+
+    # -- focus and room -------------------------------------------------------------------------
+    def focused_plot(self) -> str | None:
+        """The key of the plot enlarged to fill the panel, or None."""
+        return next((k for k, w in self.plots.items() if w is self.plot_grid.focused), None)
+
+    def focus_plot(self, key: str | None) -> None:
+        """Enlarge plot ``key`` to the whole plot area (None: put every plot back)."""
+        self.plot_grid.focus(self.plots[key] if key is not None else None)
+
+    def toggle_focus(self, widget) -> None:
+        self.plot_grid.focus(None if self.plot_grid.focused is widget else widget)
+
+    def set_controls_visible(self, on: bool) -> None:
+        """Show or hide the control column (the plots take its room)."""
+        self.side.setVisible(on)
 
     def add_button(self, text: str, slot: Callable[[], None], tip: str = "") -> QPushButton:
         button = QPushButton(text)
@@ -153,6 +205,8 @@ class Panel(QWidget):
     def mark_rendered(self) -> None:
         """Call after drawing results that belong to the current params."""
         self.render_count += 1
+        for widget in self.plots.values():
+            plotting.schedule_fit(widget)  # new data: the legend may have to move off it
         self.rendered.emit()
 
     @staticmethod
@@ -173,6 +227,18 @@ class Panel(QWidget):
         """A non-error message above the plots, e.g. 'the variance diverges'; '' hides it."""
         self.banner.setText(text)
         self.banner.setVisible(bool(text))
+
+    # -- trained models (File ▸ Save model… / Open model…) -----------------------------------
+    def trained_model(self):
+        """The panel's current ``core.models.Trained``, or None (training panels override this)."""
+        return None
+
+    def use_model(self, trained) -> None:
+        """Replace the panel's trained network by ``trained`` (a ``core.models.Trained``); raise
+        ``core.models.ModelFileError`` naming the problem to refuse it (training panels override this)."""
+        from core.models import ModelFileError
+
+        raise ModelFileError(f"{self.title} has no model to replace")
 
     # -- parameters -----------------------------------------------------------------------------
     def set_params(self, **changes) -> None:

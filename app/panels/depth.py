@@ -12,7 +12,6 @@ import colorsys
 import math
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,32 +178,14 @@ def warm_job() -> None:
     _optimiser_loaded = True
 
 
-@contextmanager
-def _one_torch_thread():
-    """Nets of width ≤ 2 gain nothing from intra-op threads, and on a busy 2-core machine their barriers
-    made each Adam step 20× slower (100 ms against 5 ms, measured); torch sets this per calling thread."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def train_job(p: DepthParams):
-    """The engine's shallow-vs-deep fit, about FRAMES_PER_RUN frames; each resumption runs on one thread."""
+    """The engine's shallow-vs-deep fit, about FRAMES_PER_RUN frames (the engine pins each resumption to
+    one torch thread itself)."""
     every = max(1, p.train_steps // FRAMES_PER_RUN)
     frames = D.fit_shallow_vs_deep(p.depth, p.train_steps, p.lr, p.seed, init=p.init, sigma_w=p.sigma_w,
                                    sigma_b=p.sigma_b, every=every)
     try:
-        while True:
-            with _one_torch_thread():
-                frame = next(frames, None)
-            if frame is None:
-                return
-            yield frame
+        yield from frames
     finally:
         frames.close()
 
@@ -354,6 +335,15 @@ class DepthPanel(Panel):
     @property
     def _train_key(self) -> str:
         return self.job_key("train")
+
+    def refresh(self) -> None:
+        """Recompute everything; computed on its own and never shown (``edge-of-chaos render depth``),
+        the panel also trains the fits, seeded by the parameters, so the exported fits and losses are drawn.
+        In the window (or shown), training waits for Train as before."""
+        super().refresh()
+        headless = self.window() is self and not self.isVisible()
+        if headless and self.params.depth <= D.FIT_MAX_DEPTH and not self.runner.is_busy(self._train_key):
+            self.train()
 
     def train(self) -> None:
         """Start (or restart) the shallow-vs-deep fit for the current parameters."""

@@ -16,6 +16,7 @@ import pyqtgraph as pg
 
 from app import plots
 from app.panels.base import Panel
+from app.panels.trainability import TrainabilitySection
 from core import propagation as prop
 from core.gaussian import mehler_kernel, normal_cdf
 from core.propagation import PropagationParams
@@ -305,6 +306,8 @@ class PropagationPanel(Panel):
                         "He et al. 2015: Var W = 2/n_in, critical for ReLU")
         self.add_button("Critical σ_w for this φ, σ_b and noise", self.set_critical,
                         "σ_w on the order-to-chaos line χ₁ = 1 at the current σ_b")
+        # Trained networks (Schoenholz et al. Fig. 6, Pretorius et al.): a row of heat maps under the plots.
+        self.trainability = TrainabilitySection(self)
 
     # -- parameter handling ---------------------------------------------------------------------
     def update_visibility(self) -> None:
@@ -353,6 +356,7 @@ class PropagationPanel(Panel):
             self.submit(key, job, p, on_result=partial(self._drew, key, draw),
                         on_error=lambda _text, k=key: self._theory_drawn(k), label=label)
         self._theory_drawn(None)
+        self.trainability.schedule(changed)
 
     def _clear_simulation(self) -> None:
         """Dots belong to the parameters they were simulated at: they go when those change (and

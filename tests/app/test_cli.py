@@ -47,7 +47,6 @@ def test_render_writes_every_plot_and_the_parameter_set(tmp_path):
     ("args", "words"),
     [
         (("render", "telepathy"), "unknown panel 'telepathy'"),
-        (("render", "optimizers"), "not built yet"),
         (("render", "propagation", "--params", "/nonexistent/x.json"), "no such file"),
         (("render", "propagation", "--png-width", "5"), "--png-width 5 is out of range"),
         (("render",), "required: panel"),

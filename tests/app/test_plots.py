@@ -61,3 +61,25 @@ def test_follow_range_leaves_a_user_zoom_alone_until_auto_range_is_asked_for(qtb
     plots.follow_range(widget, x=(0.0, 5.0), y=(0.0, 5.0))
     x, y = _view(widget)
     assert x[0] <= 0.0 and x[1] >= 5.0 and y[1] >= 5.0
+
+
+def test_a_cached_legend_sample_is_repainted_when_its_dots_first_get_data(qtbot):
+    widget = plots.make_plot("t", "x", "y")
+    qtbot.addWidget(widget)
+    dots, _ = plots.sim_dots(widget, "dots: simulation")
+    sample = widget.getPlotItem().legend.items[-1][0]
+    calls = []
+    sample.update = lambda *a: calls.append(a)
+    dots.setData([0.0, 1.0], [1.0, 2.0])
+    dots.setData([0.0, 1.0], [2.0, 3.0])
+    assert len(calls) == 1                 # once, on the first data: later data changes keep the blit
+
+
+def test_data_pixels_reads_step_histograms_by_their_bin_centres(qtbot):
+    widget = plots.make_plot("t", "x", "y", legend=None)
+    qtbot.addWidget(widget)
+    widget.resize(400, 300)
+    widget.plot(np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0]), stepMode="center")
+    widget.getPlotItem().vb.setRange(xRange=(0, 2), yRange=(0, 2), padding=0)
+    px, py = plots.data_pixels(widget.getPlotItem())
+    assert px.size > 0 and np.all(np.isfinite(px)) and np.all(np.isfinite(py))

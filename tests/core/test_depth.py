@@ -395,3 +395,29 @@ def test_depth_params_declaration():
     assert err.value.field == "init"
     with pytest.raises(ParamError):
         p.replace(m=13)
+
+
+def test_the_fits_train_on_one_torch_thread_and_give_the_callers_threads_back(monkeypatch):
+    """The engine pins each resumption of its training loop to one intra-op thread (a width-2 net gains
+    nothing from more) and restores the calling thread's setting before every frame it yields."""
+    from core.depth import learnability
+
+    inside = []
+    count = learnability.count_linear_pieces
+
+    def probe(net, *args):
+        inside.append(torch.get_num_threads())       # called while each frame is built, inside the loop
+        return count(net, *args)
+
+    monkeypatch.setattr(learnability, "count_linear_pieces", probe)
+    from core import device
+
+    device.default()          # its one-time thread set-up must not land inside the measured window
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        between = [torch.get_num_threads() for _ in D.fit_shallow_vs_deep(3, steps=30, every=10, seed=1)]
+    finally:
+        torch.set_num_threads(before)
+    assert set(inside) == {1} and len(inside) == 2 * 4       # 4 frames (steps 0, 10, 20, 30), 2 nets each
+    assert between == [2, 2, 2, 2]

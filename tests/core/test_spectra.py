@@ -470,3 +470,68 @@ def test_bad_arguments_are_refused_with_a_message():
         list(spectra.jacobian_spectra("tanh", 1.0, 0.0, 3, 8, depths=[5]))
     with pytest.raises(spectra.NoFixedPointError, match="grows without bound"):
         spectra.theory_density([1.0], "elu", 3.0, 0.1, 3)
+
+
+# -- per-layer progress, λ = 0, the shared caches (issue 12) --------------------------------------------
+
+def test_jacobian_spectra_reports_progress_twice_a_layer_and_the_spectra_do_not_change():
+    plain = list(spectra.jacobian_spectra("tanh", 1.05, 0.015, 6, 48, seed=3, depths=[2, 6]))
+    items = list(spectra.jacobian_spectra("tanh", 1.05, 0.015, 6, 48, seed=3, depths=[2, 6], progress=True))
+    reports = [i for i in items if isinstance(i, spectra.Progress)]
+    results = [i for i in items if not isinstance(i, spectra.Progress)]
+    assert [r.layer for r in reports] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]
+    fractions = [r.fraction for r in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert [d for d, _ in results] == [2, 6]
+    for (_, a), (_, b) in zip(plain, results, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the spectrum at L = 2 comes after layer 2's reports and before layer 3's
+    assert isinstance(items[4], tuple) and items[4][0] == 2
+
+
+def test_closing_jacobian_spectra_between_reports_stops_it_mid_network():
+    steps = spectra.jacobian_spectra("tanh", 1.0, 0.0, 50, 64, depths=[50], progress=True)
+    seen = [next(steps) for _ in range(5)]
+    steps.close()
+    assert all(isinstance(s, spectra.Progress) for s in seen) and seen[-1].layer == 3
+    with pytest.raises(StopIteration):
+        next(steps)
+
+
+@pytest.mark.parametrize(("phi", "sigma_w", "sigma_b", "weights"), [
+    ("tanh", 1.0, 0.1, "gaussian"), ("tanh", 1.05, 0.015, "orthogonal"), ("relu", 1.414, 0.0, "gaussian"),
+    ("hard_tanh", 1.1, 0.1, "orthogonal")])
+def test_the_cdf_at_zero_is_the_mass_of_the_atom_at_zero(phi, sigma_w, sigma_b, weights):
+    """P(λ ≤ 0) = P(λ = 0): no continuous mass lies at or below 0, whatever other points are asked."""
+    at_zero = sum(a.mass for a in spectra.theory_atoms(phi, sigma_w, sigma_b, 4, weights) if a.location == 0.0)
+    for x in ([0.0], [0.0, 1e-3], [0.0, 0.5, 2.0]):
+        assert spectra.theory_cdf(x, phi, sigma_w, sigma_b, 4, weights)[0] == pytest.approx(at_zero, abs=1e-12)
+
+
+def test_a_cache_key_asked_for_by_many_threads_at_once_is_built_once():
+    import threading
+    import time
+
+    from core.spectra.cache import _Cache
+
+    cache, builds, results = _Cache(), [], []
+
+    def make():
+        builds.append(1)
+        time.sleep(0.05)
+        return object()
+
+    threads = [threading.Thread(target=lambda: results.append(cache.get("k", make))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1 and len({id(r) for r in results}) == 1
+
+
+def test_critical_sigma_w_takes_the_argument_order_of_the_contract():
+    """ARCHITECTURE.md: ``critical_sigma_w(sigma_b, phi, mu2)`` everywhere; the earlier (phi, σ_b) still works."""
+    assert spectra.critical_sigma_w(0.3, "tanh") == spectra.critical_sigma_w("tanh", 0.3)
+    assert spectra.critical_sigma_w(0.3, "tanh", 1.0) == pytest.approx(1.3956, abs=1e-3)    # THEORY.md §2
+    with pytest.raises(ValueError, match="mu2"):
+        spectra.critical_sigma_w(0.3, "tanh", 1.25)
