@@ -20,7 +20,8 @@ run: $(STAMP)
 	$(VENV)/bin/edge-of-chaos
 
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider
+	# Two workers, one per core; a file's tests stay together (module fixtures such as the lecture-hall probe run once).
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 	$(VENV)/bin/ruff check core app tests packaging
 	$(VENV)/bin/lint-imports
 

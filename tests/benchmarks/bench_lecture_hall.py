@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.benchmarks.event_loop import heartbeat, wait_for_events
+from tests.benchmarks.event_loop import heartbeat, max_timer_gap, wait_for_events
 from tests.benchmarks.harness import Row
 
 PROBE = [sys.executable, "-m", "tests.benchmarks.startup_probe"]
@@ -30,28 +30,6 @@ def _launch_row() -> Row:
                                       check=True).stdout.strip().splitlines()[-1]) for _ in range(3)]
     theory = statistics.median(r["theory_s"] for r in runs)
     return Row("launch → first theory plots (median of 3)", theory, "s", "≤ 1.5 s", theory <= 1.5)
-
-
-def _gaps_while(app, busy) -> float:
-    """The longest gap (ms) between ticks of a 5 ms timer while ``busy()`` holds."""
-    from PySide6.QtCore import QElapsedTimer, QTimer
-
-    gaps, clock = [], QElapsedTimer()
-    clock.start()
-    last = [clock.elapsed()]
-
-    def tick():
-        now = clock.elapsed()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.timeout.connect(tick)
-    timer.start(5)
-    while busy():
-        wait_for_events(app)
-    timer.stop()
-    return max(gaps) if gaps else 0.0
 
 
 def _interactive_rows() -> list[Row]:
@@ -80,7 +58,7 @@ def _interactive_rows() -> list[Row]:
         switched: list = []
         QTimer.singleShot(20, lambda n=name, out=switched: out.append(window.show_panel(n)))
         t0 = time.monotonic()
-        stalls[name] = _gaps_while(app, lambda out=switched, start=t0: time.monotonic() - start < 0.4 or not out
+        stalls[name] = max_timer_gap(app, lambda out=switched, start=t0: time.monotonic() - start < 0.4 or not out
                                    or out[0].render_count == 0)
         for key in list(switched[0]._job_keys):
             window.runner.cancel(key)
