@@ -8,32 +8,13 @@ baseline is the theory job itself, called directly (the numpy work, with no thre
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 
-from tests.benchmarks.event_loop import max_timer_gap
+from tests.benchmarks.event_loop import max_timer_gap, offscreen_app, settle
 from tests.benchmarks.harness import Row, median_seconds
 
 REPEATS = 30
-
-
-def _app():
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtWidgets import QApplication
-
-    return QApplication.instance() or QApplication([])
-
-
-def _settle(app, panel, timeout: float = 120.0) -> None:
-    """Until every job is done and its drawing painted (so no earlier repaint is timed with the next move)."""
-    end = time.monotonic() + timeout
-    while (panel.is_busy() or panel.render_count == 0) and time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.001)
-    for _ in range(3):
-        time.sleep(0.01)
-        app.processEvents()
 
 
 def _slider_latencies(app, panel, name: str, values: list[int]) -> tuple[list[float], list[float]]:
@@ -52,7 +33,7 @@ def _slider_latencies(app, panel, name: str, values: list[int]) -> tuple[list[fl
         panel.rendered.disconnect()
         to_signal.append(done[0] - t0 if done else 5.0)
         to_paint.append(painted - t0 if done else 5.0)
-        _settle(app, panel)
+        settle(app, panel)
     return to_signal, to_paint
 
 
@@ -60,7 +41,7 @@ def _training_rows(app, panel) -> list[Row]:
     """GUI time spent drawing each training frame, and the event loop's lag while a fit runs, against
     the same timer's lag with nothing running (what the machine's own load costs)."""
     panel.set_params(depth=5, train_steps=600)
-    _settle(app, panel)
+    settle(app, panel)
     idle_end = time.monotonic() + 3.0
     idle = max_timer_gap(app, lambda: time.monotonic() < idle_end)
     slot_ms: list[float] = []
@@ -85,7 +66,7 @@ def _training_rows(app, panel) -> list[Row]:
 
 
 def run() -> list[Row]:
-    app = _app()
+    app = offscreen_app()
     from app.panels.depth import DepthPanel, theory_job
     from app.runner import Runner
     from core.depth import DepthParams
@@ -95,7 +76,7 @@ def run() -> list[Row]:
     panel.resize(1500, 950)
     panel.show()
     panel.refresh()
-    _settle(app, panel)
+    settle(app, panel)
     depths = [2 + i % 9 for i in range(REPEATS)]
     ms = [1 + (i * 5) % 12 for i in range(REPEATS)]
     depth_signal, depth_paint = _slider_latencies(app, panel, "depth", depths)

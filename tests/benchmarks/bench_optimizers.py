@@ -8,13 +8,12 @@ run: torch.optim itself stepping the same 8 optimisers on the same surface (floa
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 
 import numpy as np
 
-from tests.benchmarks.event_loop import max_timer_gap
+from tests.benchmarks.event_loop import max_timer_gap, offscreen_app, settle
 from tests.benchmarks.harness import Row, median_seconds
 
 STEPS = 500
@@ -71,25 +70,8 @@ def _engine_rows() -> list[Row]:
     ]
 
 
-def _app():
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtWidgets import QApplication
-
-    return QApplication.instance() or QApplication([])
-
-
-def _settle(app, panel, timeout: float = 180.0) -> None:
-    end = time.monotonic() + timeout
-    while (panel.is_busy() or panel.render_count == 0) and time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.001)
-    for _ in range(3):
-        time.sleep(0.01)
-        app.processEvents()
-
-
 def _panel_rows() -> list[Row]:
-    app = _app()
+    app = offscreen_app()
     from app.panels.optimizers import OptimizersPanel, paths_job
     from app.runner import Runner
 
@@ -98,7 +80,7 @@ def _panel_rows() -> list[Row]:
     panel.resize(1280, 720)
     panel.show()
     panel.set_params(steps=STEPS, **{f"show_{n}": True for n in ("sgd", "adagrad", "adagrad_norm", "rmsprop")})
-    _settle(app, panel)
+    settle(app, panel, timeout=180.0)
     slider = panel.controls.controls["lr"].slider
     latencies = []
     for v in np.linspace(-1.5, 0.2, 21):
@@ -111,7 +93,7 @@ def _panel_rows() -> list[Row]:
         app.processEvents()           # the repaint the new data asked for
         latencies.append(time.perf_counter() - t0)
         panel.rendered.disconnect()
-        _settle(app, panel)
+        settle(app, panel, timeout=180.0)
     slider_ms = statistics.median(latencies) * 1000
     job_ms = median_seconds(lambda: paths_job(panel.params), repeat=9) * 1000
     rows = [Row("η slider → every cheap plot rendered (8 optimisers × 500 steps)", slider_ms, "ms", "≤ 50 ms",

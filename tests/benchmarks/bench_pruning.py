@@ -17,22 +17,15 @@ Science (digits, DIGITS_MLP, Adam η = 2e-3, 15 epochs, seeds 0–2), reported w
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 
 import numpy as np
 
+from tests.benchmarks.event_loop import offscreen_app
 from tests.benchmarks.harness import Row, median_seconds
 
 SEEDS = (0, 1, 2)
-
-
-def _app():
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtWidgets import QApplication
-
-    return QApplication.instance() or QApplication([])
 
 
 def _first_view_rows() -> list[Row]:
@@ -41,7 +34,7 @@ def _first_view_rows() -> list[Row]:
     from app.panels.pruning import PruningPanel, digits
     from app.runner import Runner
 
-    app = _app()
+    app = offscreen_app()
     digits()                            # the data set's loading is not the panel's
     runner = Runner()
     panel = PruningPanel(runner)
@@ -68,7 +61,7 @@ def _slider_rows() -> list[Row]:
     from app.runner import Runner
     from core import pruning as P
 
-    app = _app()
+    app = offscreen_app()
     runner = Runner()
     panel = PruningPanel(runner)
     panel.resize(1280, 720)

@@ -10,22 +10,14 @@ instead of as one stacked model. On a machine with CUDA the grid is timed there 
 
 from __future__ import annotations
 
-import os
 import time
 
-from tests.benchmarks.event_loop import heartbeat, max_timer_gap, wait_for_events
+from tests.benchmarks.event_loop import heartbeat, max_timer_gap, offscreen_app, wait_for_events
 from tests.benchmarks.harness import Row
 
 GRID_TARGET_S = 180.0
 FIRST_CELLS_TARGET_S = 5.0
 LAG_TARGET_MS = 50.0
-
-
-def _app():
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtWidgets import QApplication
-
-    return QApplication.instance() or QApplication([])
 
 
 def _panel_rows(app) -> list[Row]:
@@ -135,7 +127,7 @@ def _cuda_row() -> list[Row]:
 
 
 def run() -> list[Row]:
-    app = _app()
+    app = offscreen_app()
     rows = _panel_rows(app)
     rows.append(_batching_row())
     rows += _cuda_row()

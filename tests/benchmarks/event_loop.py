@@ -2,6 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import time
+
+
+def offscreen_app():
+    """The QApplication of a benchmark run, offscreen unless a platform is already chosen."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    return QApplication.instance() or QApplication([])
+
+
+def settle(app, panel, timeout: float = 120.0) -> None:
+    """Until every job of ``panel`` is done and its drawing painted (so no earlier repaint is timed with
+    the next move)."""
+    end = time.monotonic() + timeout
+    while (panel.is_busy() or panel.render_count == 0) and time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.001)
+    for _ in range(3):
+        time.sleep(0.01)
+        app.processEvents()
+
 
 def wait_for_events(app) -> None:
     """Process events, sleeping until one comes as a real event loop does (a hot loop of
