@@ -257,16 +257,26 @@ class _Point:
 def _train_interleaved(data, spec, runs: Sequence[Run], steps: int, *, seed: int, every: int, device):
     from core import nets, training
 
-    gens, records, notes, done = [], [], [], []
+    gens = []
     for run in runs:
         model = nets.build(spec, seed=seed, device=device)
         epochs = epochs_for(steps, data.n_train, run.batch_size)
         gens.append(training.train(model, data, optimizer=run.optimizer, lr=run.lr, epochs=epochs,
                                    batch_size=run.batch_size, seed=seed, every=every, schedule=run.schedule,
                                    device=device, **run.hyper))
-        records.append([])
-        notes.append("")
-        done.append(False)
+    for records, notes, done in _in_turn(gens, steps):
+        yield [_curve(r.label, rec, n, d) for r, rec, n, d in zip(runs, records, notes, done, strict=True)]
+
+
+def _in_turn(gens, steps: int, on_record=None):
+    """Advance each :func:`core.training.train` generator by one record in turn until every one has reached
+    ``steps``, stopped or diverged; after each round yield ``(records, notes, done)`` (lists, one entry per
+    generator; a diverged run's note is its message). ``on_record(i)`` runs after run ``i`` gets a record.
+    Closing this generator closes them all."""
+    from core import training
+
+    records: list[list] = [[] for _ in gens]
+    notes, done = [""] * len(gens), [False] * len(gens)
     try:
         while not all(done):
             for i, gen in enumerate(gens):
@@ -275,6 +285,8 @@ def _train_interleaved(data, spec, runs: Sequence[Run], steps: int, *, seed: int
                 try:
                     rec = next(gen)
                     records[i].append(rec)
+                    if on_record is not None:
+                        on_record(i)
                     if rec.step >= steps:
                         done[i] = True
                         gen.close()
@@ -283,7 +295,7 @@ def _train_interleaved(data, spec, runs: Sequence[Run], steps: int, *, seed: int
                 except training.Diverged as err:
                     done[i] = True
                     notes[i] = str(err)
-            yield [_curve(r.label, rec, n, d) for r, rec, n, d in zip(runs, records, notes, done, strict=True)]
+            yield records, notes, done
     finally:
         for gen in gens:
             gen.close()
@@ -369,29 +381,11 @@ def batch_norm_experiment(data, spec, steps: int, *, optimizer: str = "sgd", lr:
     epochs = epochs_for(steps, data.n_train, batch_size)
     gens = [training.train(m, data, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed,
                            every=every, device=device, **hyper) for m in models]
-    records: list[list] = [[], []]
-    notes, done = ["", ""], [False, False]
     labels = ("without batch norm", "with batch norm")
-    try:
-        while not all(done):
-            for i, gen in enumerate(gens):
-                if done[i]:
-                    continue
-                try:
-                    rec = next(gen)
-                    records[i].append(rec)
-                    spread[i] = preactivation_spread(models[i], x)
-                    if rec.step >= steps:
-                        done[i] = True
-                        gen.close()
-                except StopIteration:
-                    done[i] = True
-                except training.Diverged as err:
-                    done[i] = True
-                    notes[i] = str(err)
-            curves = tuple(_curve(labels[i], records[i], notes[i], done[i]) for i in range(2))
-            yield BNState(curves, spread0, tuple(spread),
-                          tuple(int(r[-1].step) if r else 0 for r in records))
-    finally:
-        for gen in gens:
-            gen.close()
+
+    def measure(i: int) -> None:
+        spread[i] = preactivation_spread(models[i], x)
+
+    for records, notes, done in _in_turn(gens, steps, on_record=measure):
+        curves = tuple(_curve(labels[i], records[i], notes[i], done[i]) for i in range(2))
+        yield BNState(curves, spread0, tuple(spread), tuple(int(r[-1].step) if r else 0 for r in records))
