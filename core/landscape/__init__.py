@@ -1,28 +1,23 @@
 """Loss Landscape engine (THEORY.md §5): filter-normalised surfaces, interpolations, mode connectivity,
 the Hessian's spectrum and Pennington & Bahri's index against loss."""
 
-import importlib
 from dataclasses import dataclass
 
+from core.lazy import lazy_exports
 from core.params import ParamError, Params, param
 
 # The contract names, imported on first use: importing the package (for its Params) must not import torch.
-_EXPORTS = {
-    "filter_normalized_direction": "directions", "random_direction": "directions",
-    "exact_spectrum": "curvature", "hessian": "curvature", "hessian_density": "curvature",
-    "hessian_eigenvalues": "curvature", "hessian_trace": "curvature", "index": "curvature",
-    "critical_loss": "random_matrix", "index_theory": "random_matrix", "spectral_density": "random_matrix",
-    "evaluate": "surfaces", "evaluate_surface": "surfaces", "interpolate": "surfaces", "interpolation": "surfaces",
-    "surface": "surfaces", "trajectory_plane": "surfaces",
+_PARTS = {
+    "directions": ("filter_normalized_direction", "random_direction"),
+    "curvature": ("exact_spectrum", "hessian", "hessian_density", "hessian_eigenvalues", "hessian_trace", "index"),
+    "random_matrix": ("critical_loss", "index_theory", "spectral_density"),
+    "surfaces": ("evaluate", "evaluate_surface", "interpolate", "interpolation", "surface", "trajectory_plane"),
 }
 
-__all__ = sorted(_EXPORTS) + ["LandscapeParams"]
+__all__ = sorted(n for names in _PARTS.values() for n in names) + ["LandscapeParams"]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"core.landscape.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'core.landscape' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _PARTS, globals())
 
 
 # -- the panel's parameters ------------------------------------------------------------------------------

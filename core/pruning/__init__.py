@@ -17,10 +17,10 @@ their modules on first use.
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass
 
+from core.lazy import lazy_exports
 from core.params import ParamError, Params, param
 
 METHODS = ("magnitude", "imp", "reinit", "random_mask", "snip", "grasp", "synflow", "rigl", "static", "dct")
@@ -37,16 +37,7 @@ _PARTS = {
                     "rigl", "sweep", "slider", "sweep_densities", "one_shot", "at_init", "dct_sparse", "dense_net",
                     "magnitude_curve", "layer_table"),
 }
-_EXPORTS = {name: part for part, names in _PARTS.items() for name in names}
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'core.pruning' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"core.pruning.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _PARTS, globals())
 
 
 @dataclass(frozen=True)

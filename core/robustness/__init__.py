@@ -5,29 +5,18 @@ The public contract (ARCHITECTURE.md): :func:`fgsm`, :func:`pgd`, :func:`deepfoo
 clamped to [0, 1] and bounds are over the box [x − ε, x + ε] ∩ [0, 1].
 """
 
-import importlib
 from dataclasses import dataclass
 
+from core.lazy import lazy_exports
 from core.params import Params, param
 
-# Importing the package must not import torch (start-up stays fast): the engine's names load on first use.
 _PARTS = {
     "attacks": ("DeepFoolResult", "RobustnessError", "SpatialResult", "affine_thetas", "check_eps", "deepfool",
                 "fgsm", "pgd", "spatial", "transform_images", "transform_matrices"),
     "certificates": ("certified", "certified_accuracy", "input_box", "interval_bounds", "linear_bounds",
                      "lipschitz_bound", "lipschitz_radius", "margin_lower_bounds", "margins"),
 }
-_EXPORTS = {name: part for part, names in _PARTS.items() for name in names}
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'core.robustness' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"core.robustness.{module}"), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_exports(__name__, _PARTS, globals())
 
 ATTACKS = ("fgsm", "pgd", "pgd_l2", "deepfool")
 NETS = ("standard", "adversarial", "ibp")
