@@ -26,7 +26,7 @@ def min_cell() -> tuple[int, int]:
 
 
 @dataclass
-class _Placed:
+class Placed:
     widget: QWidget
     row: int
     col: int
@@ -51,7 +51,7 @@ class PlotGrid(QScrollArea):
         self.focused: QWidget | None = None
         #: "grid" (the panel's own layout), "reflow k" or "focus": what is shown now.
         self.mode = "grid"
-        self._placed: list[_Placed] = []
+        self._placed: list[Placed] = []
         self._held: QWidget | None = None
         self._holder: QWidget | None = None
         #: Where each widget is in the grid now (the panel's layout or a reflow).
@@ -70,7 +70,7 @@ class PlotGrid(QScrollArea):
         for i in range(self.grid.count()):
             widget = self.grid.itemAt(i).widget()  # (widgets only: a nested layout stays where it is)
             if widget is not None and id(widget) not in known:
-                fresh.append(_Placed(widget, *self.grid.getItemPosition(i)))
+                fresh.append(Placed(widget, *self.grid.getItemPosition(i)))
         if fresh:
             if not self._placed:
                 rows, cols = self.grid.rowCount(), self.grid.columnCount()
@@ -179,8 +179,8 @@ class PlotGrid(QScrollArea):
             return None
         return next((p.widget for p in self._placed if p.widget is widget or p.widget.isAncestorOf(widget)), None)
 
-    def _arrange(self, placed: list[_Placed], columns: int, original: bool = False) -> None:
-        cells = [(p, p.row, p.col, p.rowspan, p.colspan) for p in placed] if original else _pack(placed, columns)
+    def _arrange(self, placed: list[Placed], columns: int, original: bool = False) -> None:
+        cells = [(p, p.row, p.col, p.rowspan, p.colspan) for p in placed] if original else pack(placed, columns)
         wanted = {id(p.widget): (r, c, rs, cs) for p, r, c, rs, cs in cells}
         self._positions = wanted
         current = {}
@@ -232,7 +232,7 @@ class PlotGrid(QScrollArea):
         self.relayout()
 
 
-def _pack(placed: list[_Placed], columns: int) -> list[tuple[_Placed, int, int, int, int]]:
+def pack(placed: list[Placed], columns: int) -> list[tuple[Placed, int, int, int, int]]:
     """Place items in reading order (row, then column of the panel's layout) into ``columns`` columns,
     each at the first free cell where it fits, spans kept (a span wider than ``columns`` is cut)."""
     taken: set[tuple[int, int]] = set()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
+import shiboken6
 from pyqtgraph.exporters import CSVExporter, ImageExporter, SVGExporter
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QFont, QPen
@@ -62,7 +63,7 @@ def make_plot(title: str, x_label: str, y_label: str, *, x_units: str | None = N
     """A styled plot widget; labels may use HTML (σ<sub>w</sub>); ``legend`` names its corner or is None."""
     if _progressive[0]:
         _serve_events()
-    widget = pg.PlotWidget()
+    widget = pg.PlotWidget(viewBox=_LazyMenuViewBox())
     if _progressive[0]:
         _serve_events()
     widget.setMinimumSize(260, 200)
@@ -88,9 +89,26 @@ def make_plot(title: str, x_label: str, y_label: str, *, x_units: str | None = N
     # Titles, axis labels and the legend are fitted to the room the plot gets, after each resize.
     widget.eoc_fit_timer = timer = QTimer(widget)
     timer.setSingleShot(True)
-    timer.timeout.connect(lambda: fit(widget))
+    timer.timeout.connect(lambda: _queue_fit(widget))
     item.vb.sigResized.connect(lambda *_: schedule_fit(widget, full=True))
     return widget
+
+
+class _LazyMenuViewBox(pg.ViewBox):
+    """A ViewBox whose right-click menu is made on the first right-click: made up front it is a fifth of
+    the ~30 ms a plot costs, and a panel of nine plots would make nine menus nobody opened."""
+
+    def __init__(self):
+        super().__init__(enableMenu=False)
+        self.state["enableMenu"] = True   # enabled, not made yet
+
+    def getMenu(self, ev):
+        if self.menu is None and self.menuEnabled():
+            self._applyMenuEnabled()
+        return self.menu
+
+    def getContextMenus(self, event):
+        return self.getMenu(event).actions() if self.menuEnabled() else []
 
 
 _progressive = [0]
@@ -106,6 +124,11 @@ def progressive():
         yield
     finally:
         _progressive[0] -= 1
+
+
+def building_progressively() -> bool:
+    """Whether a panel is being built for a tab shown the first time (inside :func:`progressive`)."""
+    return _progressive[0] > 0
 
 
 #: While building progressively, the event loop is served when this long has passed since it last was.
@@ -195,6 +218,8 @@ def wrap_html(text: str, points: float, width: float, max_lines: int = 3) -> str
     at ``points`` pt; as it is when it fits or when ``width`` is not known yet."""
     if width <= 0 or _text_size(_span(text, points))[0] <= width:
         return text
+    # a relation ("η = 0.5") never breaks across lines
+    text = re.sub(r" ([=≈≤≥<>→]) (?![^<]*>)", "\u00a0\\1\u00a0", text)
     words = re.split(r" (?![^<]*>)", text)
     lines: list[str] = []
     line = ""
@@ -228,6 +253,7 @@ def fit(widget: pg.PlotWidget) -> None:
     for child in item.childItems():
         if isinstance(child, pg.ColorBarItem):
             axis = child.axis
+            _style_colorbar_axis(axis)
             if axis.labelText and axis.labelText != getattr(axis, "eoc_label_shown", (None,))[0]:
                 axis.eoc_label = axis.labelText
             _fit_axis_label(axis, child.height())
@@ -279,6 +305,19 @@ def _fit_title(item, room: float | None = None) -> None:
     height = math.ceil(label.item.boundingRect().height())
     label.setMaximumHeight(height)
     item.layout.setRowFixedHeight(0, height)
+
+
+def _style_colorbar_axis(axis) -> None:
+    """A colour bar's axis in the plots' tick font, and as wide as its tick labels and its label need:
+    pyqtgraph fixes it at 45 px, where presentation mode's label lands on the tick labels."""
+    s, fg = sizes(), THEMES[_style["theme"]]["foreground"]
+    if getattr(axis, "eoc_styled", None) == (s["tick"], fg):
+        return
+    axis.eoc_styled = (s["tick"], fg)
+    axis.setTickFont(_font(s["tick"]))
+    axis.setTextPen(pg.mkPen(fg))
+    axis.setStyle(tickTextOffset=6)
+    axis.setWidth(None)  # ticks' width (measured as drawn) plus the label's height
 
 
 def _fit_axis_label(axis, length: float) -> None:
@@ -689,6 +728,64 @@ def rename(widget: pg.PlotWidget, item, text: str) -> None:
         schedule_fit(widget, full=True)
 
 
+#: The fits of one turn of the event loop stop once they have taken this long; the rest wait a turn.
+FIT_BUDGET_S = 0.02
+_fit_queue: dict[int, pg.PlotWidget] = {}
+_fit_timer: list[QTimer] = []
+
+
+def _queue_fit(widget: pg.PlotWidget) -> None:
+    """Fit ``widget`` in a later turn of the event loop, a few plots per turn: a panel's plots all fitted
+    in one turn (each ~10 ms of text layout) would freeze the window for a tenth of a second."""
+    _fit_queue[id(widget)] = widget
+    if not _fit_timer:
+        timer = QTimer()
+        timer.setSingleShot(True)
+        timer.timeout.connect(_run_fits)
+        _fit_timer.append(timer)
+    if not _fit_timer[0].isActive():
+        _fit_timer[0].start(0)
+
+
+def _run_fits() -> None:
+    import time
+
+    start = time.perf_counter()
+    while _fit_queue and time.perf_counter() - start < FIT_BUDGET_S:
+        widget = _fit_queue.pop(next(iter(_fit_queue)))
+        if shiboken6.isValid(widget):
+            fit(widget)
+    if _fit_queue:
+        _fit_timer[0].start(0)
+
+
+def paint_in_turns(widgets) -> None:
+    """Let the visible ``widgets`` paint one per turn of the event loop, their repaints held until their
+    turn: Qt paints every dirty widget of a window in one pass, and a page of six plots (15–35 ms of axis
+    text each) that all changed at once would freeze the window for the sum."""
+    held = [w for w in widgets if w.isVisible() and w.updatesEnabled()]
+    if len(held) < 2:
+        return
+    for w in held[1:]:
+        w.setUpdatesEnabled(False)
+
+    def release():
+        while held:
+            w = held.pop(0)
+            if shiboken6.isValid(w) and not w.updatesEnabled():
+                w.setUpdatesEnabled(True)       # queues its repaint: it paints before the next release
+                break
+        if held:
+            QTimer.singleShot(0, release)
+
+    QTimer.singleShot(0, release)
+
+
+def fits_pending() -> bool:
+    """Whether a plot's fit is still to come (its own timer running, or queued)."""
+    return bool(_fit_queue) or any(shiboken6.isValid(w) and w.eoc_fit_timer.isActive() for w in _plots)
+
+
 def schedule_fit(widget: pg.PlotWidget, full: bool = False) -> None:
     """Fit ``widget`` once the event loop is idle, calls in between coalescing: all of it
     (:func:`fit`) after a resize or a restyle (``full``), only the legend's corner after new data."""
@@ -757,6 +854,21 @@ def _style_item(item) -> None:
         item.setSymbolPen(pg.mkPen(THEMES[_style["theme"]]["background"], width=1))
     elif kind == "bars":
         item.setOpts(pen=pg.mkPen(color(role[1]), width=max(1.0, s["line"] * 0.5)))
+    elif kind == "note":
+        item.setFont(_font(s["tick"]))
+        item.fill = pg.mkBrush(THEMES[_style["theme"]]["background"] + "c0")
+        item.setColor(THEMES[_style["theme"]]["foreground"])
+
+
+def note(plot: pg.PlotWidget | None, text: str = "", anchor=(0.5, 0.5), item=None) -> pg.TextItem:
+    """Text on a plot (a level's value, a marker's name) at the tick labels' size, on a pale box that
+    keeps it readable over a heat map; it grows with presentation mode like the rest of the plot."""
+    if item is None:
+        item = pg.TextItem(text, anchor=anchor)
+        plot.addItem(item)
+    item.eoc_role = ("note",)
+    _style_item(item)
+    return item
 
 
 def _apply(widget: pg.PlotWidget) -> None:
@@ -798,6 +910,8 @@ def _apply(widget: pg.PlotWidget) -> None:
         fit_legend(widget)
     for child in item.items:
         _style_item(child)
+        if isinstance(child, pg.TargetItem) and child.label() is not None:
+            _style_item(child.label())
     schedule_fit(widget, full=True)
 
 

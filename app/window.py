@@ -114,8 +114,9 @@ class MainWindow(QMainWindow):
         #: The open lecture deck (File ▸ Open deck…) and the index of the step on screen.
         self.deck: Deck | None = None
         self.deck_index = 0
-        QApplication.instance().installEventFilter(self)
         self.panels = _Panels(self)
+        #: Each panel's lecture presets, read once (reading all 44 files on every tab switch is a stall).
+        self._presets: dict[str, list] = {}
         #: Parameters for panels not built yet (from a session or a parameter set), applied when built.
         self._waiting: dict[str, Params] = {}
         self._hosts: dict[str, QWidget] = {}
@@ -248,7 +249,9 @@ class MainWindow(QMainWindow):
     def _rebuild_presets(self, panel: Panel) -> None:
         self.presets_menu.clear()
         try:
-            items = presets(panel.name) if panel.Params.specs() else []
+            if panel.name not in self._presets:
+                self._presets[panel.name] = presets(panel.name) if panel.Params.specs() else []
+            items = self._presets[panel.name]
         except ParamFileError as err:
             self.report_error(f"A shipped preset is broken: {err}")
             items = []
@@ -554,11 +557,17 @@ class MainWindow(QMainWindow):
         except ParamFileError as err:
             self.report_error(f"Deck refused — {err}. Nothing was changed.")
             return False
+        if self.deck is None:
+            # The clicker's keys are caught app-wide only while a deck is open: a Python filter on every
+            # event of the application is a cost each repaint and timer pays.
+            QApplication.instance().installEventFilter(self)
         self.deck = deck
         self.show_step(0)
         return True
 
     def close_deck(self) -> None:
+        if self.deck is not None:
+            QApplication.instance().removeEventFilter(self)
         self.deck = None
         self.caption.setVisible(False)
 
@@ -664,7 +673,7 @@ class MainWindow(QMainWindow):
 
     # -- lifetime -------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:
-        QApplication.instance().removeEventFilter(self)
+        self.close_deck()
         self._remember_session()
         self.runner.shutdown()
         super().closeEvent(event)

@@ -600,3 +600,27 @@ def _write_back(groups, models) -> None:
                 for i, lin in enumerate(models[k].linears):
                     lin.weight.copy_(g.weights[i][j])
                     lin.bias.copy_(g.biases[i][j])
+
+
+_prepared = False
+
+
+def prepare() -> None:
+    """Pay, once and ahead of time, what a panel's first training step would: torch.optim's first
+    ``step()`` imports ``torch._dynamo`` (about 800 modules, ~1 s on two cores) and the digits come from
+    scikit-learn's bundled CSV. Run in a worker while nobody is waiting (an import holds the interpreter
+    lock for stretches of a few hundred ms, so a GUI would stutter if it happened during a Train)."""
+    global _prepared
+    if _prepared:
+        return
+    import torch
+
+    from core.data import load
+
+    load("digits")
+    with torch.enable_grad():
+        w = torch.zeros(2, requires_grad=True)
+        opt = torch.optim.SGD([w], lr=0.0)
+        w.sum().backward()
+        opt.step()
+    _prepared = True

@@ -12,7 +12,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+import shiboken6
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFormLayout,
     QGridLayout,
@@ -121,6 +122,14 @@ class Panel(QWidget):
         if event.type() == QEvent.Type.FontChange:  # presentation mode's larger text, once the controls have it
             QTimer.singleShot(0, self, self._fit_side)
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        handle = self.window().windowHandle()
+        if handle is not None and getattr(self, "_screen_watched", None) is not handle:
+            # Moved to another screen (another width, another device pixel ratio): the column refits.
+            self._screen_watched = handle
+            handle.screenChanged.connect(lambda _screen: QTimer.singleShot(0, self, self._fit_side))
+
     def _fit_side(self) -> None:
         """The control column as wide as its controls want, up to a third of the screen (the plots
         need the rest): where that is too narrow, a control's box goes under its label."""
@@ -128,12 +137,23 @@ class Panel(QWidget):
         screen = self.screen()
         cap = max(300, min(560, int(0.34 * screen.availableGeometry().width()))) if screen is not None else 420
         form = getattr(self.controls, "form", None)
+        column = scroll.widget()
+        extra = scroll.verticalScrollBar().sizeHint().width() + 2 * scroll.frameWidth() + 4
+
+        def wanted() -> int:
+            # Measured from the controls as they are now (a font change has not reached the layouts'
+            # cached hints yet): the widest of what the column shows.
+            for layout in (form, column.layout()):
+                if layout is not None:
+                    layout.invalidate()
+            return max(column.sizeHint().width(), column.minimumSizeHint().width()) + extra
+
         if form is not None:
             form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
-        want = scroll.widget().sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
+        want = wanted()
         if want > cap and form is not None:
             form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
-            want = scroll.widget().sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
+            want = wanted()
         width = max(300, min(cap, want))
         scroll.setMinimumWidth(width)
         scroll.setMaximumWidth(max(width, min(cap, 420)))
@@ -173,6 +193,18 @@ class Panel(QWidget):
     def set_controls_visible(self, on: bool) -> None:
         """Show or hide the control column (the plots take its room)."""
         self.side.setVisible(on)
+
+    def when_painted(self, fn: Callable[[], None], timeout_ms: int = 1000) -> None:
+        """Call ``fn`` once the plots have been painted with what was just drawn: in the turn of the event
+        loop after a plot's next repaint (at once in a later turn where nothing is shown to paint, and
+        after ``timeout_ms`` at the latest). Work that would hold the interpreter lock (torch's import,
+        a simulation) waits for it, so that the theory reaches the screen first."""
+        shown = next((w.viewport() for w in self.plots.values()
+                      if hasattr(w, "viewport") and w.isVisible()), None)
+        if shown is None:
+            QTimer.singleShot(0, self, fn)
+            return
+        _PaintWatch(shown, fn, timeout_ms, self)
 
     def add_button(self, text: str, slot: Callable[[], None], tip: str = "") -> QPushButton:
         button = QPushButton(text)
@@ -316,6 +348,31 @@ class Panel(QWidget):
         path.write_text(json.dumps(params_document(self.name, self.params), indent=2, ensure_ascii=False))
         written.append(path)
         return written
+
+
+class _PaintWatch(QObject):
+    """Calls ``fn`` once, in the turn of the event loop after ``widget``'s next paint (or after ``timeout_ms``)."""
+
+    def __init__(self, widget: QWidget, fn: Callable[[], None], timeout_ms: int, parent: QObject):
+        super().__init__(parent)
+        self._fn = fn
+        self._widget = widget
+        widget.installEventFilter(self)
+        QTimer.singleShot(timeout_ms, self, self._fire)
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            QTimer.singleShot(0, self, self._fire)   # after the paint (the rest of the window's repaint too)
+        return False
+
+    def _fire(self) -> None:
+        if self._fn is None:
+            return
+        fn, self._fn = self._fn, None
+        if shiboken6.isValid(self._widget):
+            self._widget.removeEventFilter(self)
+        self.deleteLater()
+        fn()
 
 
 class PlaceholderPanel(Panel):

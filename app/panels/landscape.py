@@ -4,8 +4,9 @@ spectrum and Pennington & Bahri's index against loss — every curve measured on
 Plots: (1) the 2-D loss surface around a trained net (random or PCA plane, with the training path), click a
 point for its loss and top Hessian eigenvalue; (2) 1-D slices along filter-normalised directions and the
 two linear interpolations; (3) slices of a small-batch and a large-batch minimum; (4) the straight line
-against a trained Bézier curve between two solutions; (5) the exact Hessian spectrum under the SLQ density;
-(6) the measured index of small teacher–student nets against Pennington & Bahri's α(ε, φ).
+against a trained Bézier curve between two solutions; (5) the exact Hessian spectrum under the SLQ density,
+and λ_max along full-batch gradient descent against 2/η (Cohen et al. 2021); (6) the measured index of small
+teacher–student nets against Pennington & Bahri's α(ε, φ).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ SLICE_KEYS = {"seed", "normalisation", "span"}
 SHARP_KEYS = {"seed", "normalisation", "span"}
 CONNECT_KEYS = {"bezier_steps"}
 SPECTRUM_KEYS = {"slq_vectors"}
-QUEUE_ORDER = ("slices", "connect", "spectrum", "sharp", "index")
+SHARPNESS_KEYS = {"gd_lr"}
+QUEUE_ORDER = ("slices", "connect", "spectrum", "sharpness", "sharp", "index")
 CONTOURS = 8
 NORM_WORDS = {"filter": "filter-normalised", "layer": "layer-normalised", "none": "raw"}
 PREVIEW = 21
@@ -64,6 +66,12 @@ def spectrum_job(p: LandscapeParams, loaded=None):
     yield from E.hessian_job(seed=p.seed, n_vectors=p.slq_vectors)
 
 
+def sharpness_job(p: LandscapeParams, loaded=None):
+    from core.landscape import experiments as E
+
+    yield from E.sharpness_job(p.gd_lr)
+
+
 def index_job(p: LandscapeParams, loaded=None):
     from core.landscape import experiments as E
 
@@ -77,9 +85,10 @@ def click_job(p: LandscapeParams, alpha: float, beta: float, loaded=None):
 
 
 JOBS = {"slices": slices_job, "sharp": sharp_job, "connect": connect_job, "spectrum": spectrum_job,
-        "index": index_job}
+        "sharpness": sharpness_job, "index": index_job}
 LABELS = {"surface": "loss surface", "slices": "slices and interpolations", "sharp": "small vs large batch",
-          "connect": "Bézier curve", "spectrum": "Hessian spectrum", "index": "index vs loss",
+          "connect": "Bézier curve", "spectrum": "Hessian spectrum", "sharpness": "λ_max during training",
+          "index": "index vs loss",
           "click": "Hessian at the clicked point"}
 
 
@@ -100,6 +109,8 @@ class LandscapePanel(Panel):
         ("Ghorbani, Krishnan, Xiao 2019, An investigation into neural net optimization via Hessian eigenvalue "
          "density", "arXiv:1901.10159"),
         ("Yao, Gholami, Keutzer, Mahoney 2020, PyHessian", "arXiv:1912.07145"),
+        ("Cohen, Kaur, Li, Kolter, Talwalkar 2021, Gradient descent on neural networks typically occurs at the "
+         "edge of stability", "arXiv:2103.00065"),
     )
 
     def build(self) -> None:
@@ -113,7 +124,8 @@ class LandscapePanel(Panel):
         self._build_sharp(0, 2)
         self._build_connect(1, 0)
         self._build_spectrum(1, 1)
-        self._build_index(1, 2)
+        self._build_sharpness(1, 2)
+        self._build_index(2, 0)
 
     # -- plots ------------------------------------------------------------------------------------
     def _build_surface(self, row: int, col: int) -> None:
@@ -124,6 +136,7 @@ class LandscapePanel(Panel):
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), width=16,
                                         interactive=False)
         self.colorbar.setImageItem(self.surface_image, insert_in=plot.getPlotItem())
+        self.colorbar.axis.enableAutoSIPrefix(False)   # "log10 loss (x0.001)" with ticks of ±500 misleads
         self.contours = []
         for _ in range(CONTOURS):
             iso = pg.IsocurveItem(level=0.0, pen=pg.mkPen("#ffffff", width=1.2))
@@ -171,6 +184,13 @@ class LandscapePanel(Panel):
         self.extreme_dots, _ = plots.sim_dots(plot, "Lanczos top 5 / bottom 5", 3, errors=False)
         self.add_plot("spectrum", plot, row, col)
 
+    def _build_sharpness(self, row: int, col: int) -> None:
+        plot = plots.make_plot("Sharpness during gradient descent", "gradient-descent step",
+                               "λ<sub>max</sub> of the Hessian", legend="bottom-right")
+        self.threshold_line = plots.theory_line(plot, "theory: 2/η (stability edge)", 1)
+        self.sharpness_dots, _ = plots.sim_dots(plot, "measured λ<sub>max</sub> (Lanczos)", 0, errors=False)
+        self.add_plot("sharpness", plot, row, col)
+
     def _build_index(self, row: int, col: int) -> None:
         plot = plots.make_plot("Index vs loss", "loss ε = ½⟨(ŷ − y)²⟩ / Var y (dashed: ε<sub>c</sub>)",
                                "index α (fraction of λ &lt; 0)", legend="top-left")
@@ -187,7 +207,7 @@ class LandscapePanel(Panel):
             plot.addItem(line)
             self.critical_lines[ratio] = line
         plot.getPlotItem().setYRange(0.0, 1.2, padding=0)   # the legend sits above the dots
-        self.add_plot("index", plot, row, col)
+        self.add_plot("index", plot, row, col, 1, 3)     # the last row: the whole width
 
     # -- the shared network ---------------------------------------------------------------------------
     def trained_model(self):
@@ -241,6 +261,8 @@ class LandscapePanel(Panel):
             wanted.append("connect")
         if changed & SPECTRUM_KEYS:
             wanted.append("spectrum")
+        if changed & SHARPNESS_KEYS:
+            wanted.append("sharpness")
         if len(changed) == len(self.Params.specs()):
             wanted.append("index")
         for key in wanted:
@@ -278,6 +300,10 @@ class LandscapePanel(Panel):
     def _partial(self, key: str, value) -> None:
         if isinstance(value, float):
             self.set_progress(value)
+        elif key == "sharpness":        # the dots appear as gradient descent reaches each checkpoint
+            self.set_progress(value.progress)
+            self._draw_sharpness(value)
+            self.mark_rendered()
 
     def _done(self, key: str, value) -> None:
         self._running = None
@@ -414,6 +440,23 @@ class LandscapePanel(Panel):
         item = self.plots["spectrum"].getPlotItem()
         top = math.log10(max(float(dens.max()), float(r.density.density.max())))
         item.setYRange(math.floor(math.log10(floor)) - 0.3, math.ceil(top) + 2.0, padding=0)
+
+    def _draw_sharpness(self, r) -> None:
+        total = float(r.total)
+        self.threshold_line.setData([0.0, total], [r.threshold, r.threshold])
+        self.sharpness_dots.setData(r.steps.astype(float), r.sharpness)
+        plots.rename(self.plots["sharpness"], self.threshold_line, f"theory: 2/η = {r.threshold:.3g} (η = {r.lr:g})")
+        if r.diverged:
+            title = f"Sharpness: diverged after step {int(r.steps[-1]) if r.steps.size else 0}"
+        elif r.steps.size:
+            title = f"Sharpness, {r.parameters:,}-param tanh net, full-batch GD: loss {r.loss[-1]:.3g}"
+        else:
+            title = "Sharpness during gradient descent"
+        plots.set_title(self.plots["sharpness"], title)
+        top = max([r.threshold, *r.sharpness.tolist()]) if r.sharpness.size else r.threshold
+        item = self.plots["sharpness"].getPlotItem()
+        item.setXRange(0.0, total, padding=0.02)
+        item.setYRange(0.0, 1.1 * top, padding=0)
 
     def _draw_index(self, r) -> None:
         for ratio in r.ratios:

@@ -277,6 +277,12 @@ def bn_job(p: OptimizersParams):
                                      probe=BN_PROBE)
 
 
+def prepare_training() -> None:
+    from core.training import prepare
+
+    prepare()
+
+
 def networks_job(p: OptimizersParams, sweeps: bool = False):
     """The optimiser comparison and the batch-norm comparison in ONE worker, interleaved, then (when
     ``sweeps``) Ward et al.'s b₀ sweeps, yielding ``{"compare": curves, "bn": state}`` at most every FRAME_S
@@ -387,7 +393,41 @@ class OptimizersPanel(Panel):
         self._page_grids[page].addWidget(widget, row, col, rowspan, colspan)
         self._page_cells[page].append((widget, row, col, rowspan, colspan))
         self.plots[key] = widget
+        widget.scene().sigMouseClicked.connect(lambda ev, w=widget: ev.double() and self.toggle_focus(w))
         return widget
+
+    # -- focus: the pages are this panel's own grids, so it enlarges a plot within its page ---------------
+    _focused = None
+
+    def focused_plot(self) -> str | None:
+        return next((k for k, w in self.plots.items() if w is self._focused), None)
+
+    def focus_plot(self, key: str | None) -> None:
+        """Enlarge plot ``key`` to the whole page (None: put every plot back)."""
+        from app.plot_grid import min_cell
+
+        widget = self.plots[key] if key is not None else None
+        self._focused = widget
+        for page, (grid, cells) in enumerate(zip(self._page_grids, self._page_cells, strict=True)):
+            mine = widget is not None and any(w is widget for w, *_ in cells)
+            for w, *_ in cells:
+                w.setVisible(widget is None or not mine or w is widget)
+            if mine:
+                self.pages.setCurrentIndex(page)
+                for w, *_ in cells:
+                    grid.removeWidget(w)
+                grid.addWidget(widget, 0, 0)
+                for i in range(6):
+                    grid.setRowStretch(i, int(i == 0))
+                    grid.setColumnStretch(i, int(i == 0))
+                grid.parentWidget().setMinimumHeight(min_cell()[1])
+        if widget is None:
+            self._page_columns = 0          # lay the pages out again, heights included
+            self._reflow_pages()
+
+    def toggle_focus(self, widget) -> None:
+        key = next((k for k, w in self.plots.items() if w is widget), None)
+        self.focus_plot(None if widget is self._focused else key)
 
     # -- reflow -----------------------------------------------------------------------------------
     def eventFilter(self, obj, event) -> bool:
@@ -440,6 +480,7 @@ class OptimizersPanel(Panel):
                                           labelOpts={"color": "#000000", "offset": (12, -14)})
         self.start_marker.sigPositionChanged.connect(self._start_moved)
         plot.addItem(self.start_marker)
+        plots.note(None, item=self.start_marker.label())
         plot.getPlotItem().setAspectLocked(True)
         self._place(0, "playground", plot, 0, 0, 2, 1)
 
@@ -457,22 +498,19 @@ class OptimizersPanel(Panel):
         # iso-rate lines with their ρ written on them stand in for a colour bar (no room at 1280×720)
         self.map_iso = plots.reference_line(plot, None)
         self.map_iso.setPen(pg.mkPen("#ffffff", width=1.2))
-        self.map_iso_text = [pg.TextItem("", color="#ffffff", anchor=(0.5, 0.5)) for _ in MAP_LEVELS]
-        for t in self.map_iso_text:
-            plot.addItem(t)
+        self.map_iso_text = [plots.note(plot) for _ in MAP_LEVELS]
         self.map_edge = plots.reference_line(plot, None)
         self.map_opt = pg.ScatterPlotItem(size=20, symbol="star", brush=pg.mkBrush("#ffffff"),
                                           pen=pg.mkPen("#000000", width=1.5))
         plot.addItem(self.map_opt)
-        self.map_opt_text = pg.TextItem("", color="#000000", anchor=(1.05, 1.1))
-        plot.addItem(self.map_opt_text)
-        self.map_edge_text = pg.TextItem("diverges", color="#000000", anchor=(0.5, 0.5))
-        plot.addItem(self.map_edge_text)
+        self.map_opt_text = plots.note(plot, anchor=(1.08, 0.5))
+        self.map_edge_text = plots.note(plot, "diverges")
         self.map_marker = pg.TargetItem(pos=(self.params.lr, self.params.momentum), size=16, movable=True,
                                         pen=pg.mkPen("#D55E00", width=3), label="(η, β): drag me",
                                         labelOpts={"color": "#D55E00", "offset": (10, 10)})
         self.map_marker.sigPositionChanged.connect(self._map_marker_moved)
         plot.addItem(self.map_marker)
+        plots.note(None, item=self.map_marker.label())
         plot.getPlotItem().setRange(xRange=(0, 4), yRange=(0, 1), padding=0)
         self._place(0, "momentum_map", plot, 0, 1)
 
@@ -547,7 +585,9 @@ class OptimizersPanel(Panel):
     def update_visibility(self) -> None:
         p = self.params
         quad = p.view == "quadratics"
-        self.pages.setCurrentIndex(0 if quad else 1)
+        if self.pages.currentIndex() != (0 if quad else 1):
+            self.pages.setCurrentIndex(0 if quad else 1)
+            plots.paint_in_turns([w for w, *_ in self._page_cells[self.pages.currentIndex()]])
         for i in range(self.pages.count()):       # the hidden page must not set the stack's minimum size
             policy = QSizePolicy.Policy.Expanding if i == self.pages.currentIndex() else QSizePolicy.Policy.Ignored
             self.pages.widget(i).setSizePolicy(policy, policy)
@@ -622,6 +662,11 @@ class OptimizersPanel(Panel):
             submitted = True
         if changed & (COMPARE_KEYS | BN_KEYS):
             self._training_stale()
+        if not self._prepared:
+            # torch.optim's first step imports torch._dynamo (~1 s, holding the interpreter lock for
+            # stretches): pay it while the quadratics page is looked at, not during the first Train.
+            self._prepared = True
+            self.submit("prepare", prepare_training, delay_ms=400, label="preparing training")
         if p.view == "networks":
             if not self._auto_trained:      # the first look at the page trains what it shows (and `render`)
                 self._auto_trained = True
@@ -630,6 +675,7 @@ class OptimizersPanel(Panel):
             self.mark_rendered()
 
     _auto_trained = False
+    _prepared = False
 
     # -- training -------------------------------------------------------------------------------
     def train(self) -> None:
@@ -648,6 +694,7 @@ class OptimizersPanel(Panel):
                     label=f"{len(p.chosen)} optimisers and batch norm on {p.data}")
 
     def _draw_networks(self, frame: dict) -> None:
+        plots.paint_in_turns([w for w, *_ in self._page_cells[1]])
         if "compare" in frame:
             self._draw_compare(frame["compare"])
         if "bn" in frame:
@@ -725,11 +772,15 @@ class OptimizersPanel(Panel):
         self.map_image.setImage(img.T, autoLevels=False, levels=(lo, float(np.nanmax(img))), lut=self.map_lut)
         self.map_image.eoc_name = "log10(1 - rho)"
         self.map_iso.setData(r.iso_x, r.iso_y, connect="finite")
-        for t, label in zip(self.map_iso_text, (*r.labels, *[None] * len(self.map_iso_text)), strict=False):
+        kept: list = []
+        for label in r.labels:       # a label a tenth of the map from every other: none covers another
+            if all(abs(label[0] - k[0]) / 4 + abs(label[1] - k[1]) > 0.14 for k in kept):
+                kept.append(label)
+        for t, label in zip(self.map_iso_text, (*kept, *[None] * len(self.map_iso_text)), strict=False):
             if label is None:
                 t.setText("")
             else:
-                t.setText(f"ρ={label[2]:g}")
+                t.setText(f"ρ = {label[2]:g}")
                 t.setPos(label[0], label[1])
         L = m.L
         a0, a1 = m.alpha[0] * L, m.alpha[-1] * L
@@ -738,7 +789,7 @@ class OptimizersPanel(Panel):
         beta = np.linspace(0, 1, 50)
         self.map_edge.setData(2 + 2 * beta, beta)
         self.map_opt.setData([m.alpha_opt * L], [m.beta_opt])
-        self.map_opt_text.setText(f"★ Polyak: ρ = {m.rate_opt:.3f}")
+        self.map_opt_text.setText(f"Polyak: ρ = {m.rate_opt:.3f}")
         self.map_opt_text.setPos(m.alpha_opt * L, m.beta_opt)
         self.map_edge_text.setPos(3.4, 0.2)
         self.plots["momentum_map"].getPlotItem().setRange(xRange=(0, 4), yRange=(0, 1), padding=0)
@@ -845,23 +896,12 @@ class OptimizersPanel(Panel):
 
 
 def _pack_cells(cells, columns: int):
-    """``(widget, row, col, rowspan, colspan)`` cells in reading order into ``columns`` columns, each at the
-    first free place it fits (spans wider than ``columns`` cut)."""
-    taken: set[tuple[int, int]] = set()
-    out = []
-    for widget, _row, _col, rs, cs in sorted(cells, key=lambda c: (c[1], c[2])):
-        cs = min(cs, columns)
-        rs = rs if columns > 1 else 1
-        r = 0
-        while True:
-            spot = next((c for c in range(columns - cs + 1)
-                         if all((r + i, c + j) not in taken for i in range(rs) for j in range(cs))), None)
-            if spot is not None:
-                break
-            r += 1
-        taken.update((r + i, spot + j) for i in range(rs) for j in range(cs))
-        out.append((widget, r, spot, rs, cs))
-    return out
+    """``(widget, row, col, rowspan, colspan)`` cells packed as the plot area packs its own
+    (:func:`app.plot_grid.pack`); in one column a tall plot is one row like the others."""
+    from app.plot_grid import Placed, pack
+
+    placed = [Placed(w, r, c, rs if columns > 1 else 1, cs) for w, r, c, rs, cs in cells]
+    return [(p.widget, r, c, rs, cs) for p, r, c, rs, cs in pack(placed, columns)]
 
 
 def _legend_entry(widget, item, name: str | None) -> None:

@@ -13,6 +13,7 @@ from functools import partial
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QTimer
 
 from app import plots
 from app.panels.base import Panel
@@ -234,6 +235,7 @@ class PropagationPanel(Panel):
         self._theory_waiting: set[str] = set()
         self._simulation_wanted = False
         self._simulated_once = False
+        self._first_simulation_waits = False
 
         phase = plots.make_plot("Phase diagram", "σ<sub>w</sub>", "σ<sub>b</sub>", legend="top-left")
         self.phase_image = pg.ImageItem(axisOrder="col-major")
@@ -290,6 +292,8 @@ class PropagationPanel(Panel):
         self.hist_plots = (hp, hg)
         self.add_plot("activations_hist", hp, 2, 0)
         self.add_plot("gradients_hist", hg, 2, 1)
+        self._hist_items(self.hist_pre, hp, hist_layers(self.params.depth))  # here, not in the first refresh
+        self._hist_items(self.hist_grad, hg, hist_layers(self.params.depth))
 
         xi = plots.make_plot("Depth scales", "σ<sub>w</sub>", "depth scale (layers)", log_y=True, legend="top-left")
         self.xi_q_curve = plots.theory_line(xi, "ξ_q (theory)", 4)
@@ -307,7 +311,13 @@ class PropagationPanel(Panel):
         self.add_button("Critical σ_w for this φ, σ_b and noise", self.set_critical,
                         "σ_w on the order-to-chaos line χ₁ = 1 at the current σ_b")
         # Trained networks (Schoenholz et al. Fig. 6, Pretorius et al.): a row of heat maps under the plots.
-        self.trainability = TrainabilitySection(self)
+        # In the window (built as its tab is first shown) they come once the theory is on screen: three
+        # more plots to make would stand between the launch and the first lines.
+        self.trainability: TrainabilitySection | None = None
+        if plots.building_progressively():
+            self._section_changed: set[str] = set()
+        else:
+            self.trainability = TrainabilitySection(self)
 
     # -- parameter handling ---------------------------------------------------------------------
     def update_visibility(self) -> None:
@@ -356,7 +366,22 @@ class PropagationPanel(Panel):
             self.submit(key, job, p, on_result=partial(self._drew, key, draw),
                         on_error=lambda _text, k=key: self._theory_drawn(k), label=label)
         self._theory_drawn(None)
-        self.trainability.schedule(changed)
+        if self.trainability is not None:
+            self.trainability.schedule(changed)
+        else:
+            self._section_changed |= changed
+
+    def _build_section(self) -> None:
+        """Make the trainability row (deferred from :meth:`build`) and give it what changed meanwhile."""
+        if self.trainability is not None:
+            return
+        with plots.progressive():
+            self.trainability = TrainabilitySection(self)
+        # Its budget box and Train button join the control column once shown (a turn later).
+        QTimer.singleShot(0, self, self._fit_side)
+        changed, self._section_changed = self._section_changed, set()
+        if self._scheduled_once:
+            self.trainability.schedule(changed)
 
     def _clear_simulation(self) -> None:
         """Dots belong to the parameters they were simulated at: they go when those change (and
@@ -374,7 +399,7 @@ class PropagationPanel(Panel):
 
     def cancel(self) -> None:
         self._theory_waiting.clear()
-        self._simulation_wanted = False
+        self._simulation_wanted = self._first_simulation_waits = False
         super().cancel()
 
     def _drew(self, key: str, draw, result) -> None:
@@ -385,13 +410,25 @@ class PropagationPanel(Panel):
         self._theory_waiting.discard(key)
         if self._simulation_wanted and not self._theory_waiting:
             self._simulation_wanted = False
-            p = self.params
-            # Debounced while a slider moves; the first one (at launch) waits only for the repaint that
-            # shows the theory (torch's import would hold the interpreter lock through it).
-            delay = 150 if self._simulated_once else 40
+            if self._simulated_once:
+                self._submit_simulation(150)  # debounced while a slider moves
+                return
             self._simulated_once = True
-            self.submit("simulation", simulation_job, p, on_partial=self._draw_simulation, delay_ms=delay,
-                        label=f"simulation (N = {p.width}, L = {p.depth})")
+            # The first one (at launch) waits for the repaint that shows the theory (torch's import would
+            # hold the interpreter lock through it), and so does the deferred trainability row.
+            self._first_simulation_waits = True
+            self.when_painted(self._after_first_paint)
+
+    def _after_first_paint(self) -> None:
+        self._build_section()
+        if self._first_simulation_waits:  # not cancelled meanwhile
+            self._first_simulation_waits = False
+            self._submit_simulation(0)
+
+    def _submit_simulation(self, delay_ms: int) -> None:
+        p = self.params
+        self.submit("simulation", simulation_job, p, on_partial=self._draw_simulation, delay_ms=delay_ms,
+                    label=f"simulation (N = {p.width}, L = {p.depth})")
 
     # -- drawing --------------------------------------------------------------------------------
     def _draw_phase(self, r: PhaseResult) -> None:

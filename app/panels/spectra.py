@@ -180,6 +180,9 @@ class SpectraPanel(Panel):
         self._progress_timer.timeout.connect(self._poll_progress)
         # Trained networks (Pennington et al. 2017, Fig. 5): learning speed against the spectrum's width.
         self.learning_speed = LearningSpeedSection(self)
+        # The curves of the first parameters, made here, where the window serves its event loop between
+        # them (made by the first refresh they were one ~0.1 s stall).
+        self._ensure_depth_items(shown_depths(self.params.depth))
 
     # -- parameter handling ---------------------------------------------------------------------
     def update_visibility(self) -> None:

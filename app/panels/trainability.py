@@ -342,7 +342,12 @@ class TrainabilitySection:
             self.budget.addItem(budget_label(name, budget), name)
         self.budget.setCurrentIndex(list(T.BUDGETS).index("lecture"))
         self.budget.setAccessibleName("training budget")
+        # As wide as the column allows, not as its longest item (which would widen the column past the
+        # screen's third in presentation mode); the open list still shows each item whole.
+        self.budget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.budget.setMinimumContentsLength(12)
         self.budget.currentIndexChanged.connect(lambda _i: self._budget_changed())
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow(QLabel("budget"), self.budget)
         panel.buttons.addLayout(form)
         self.train_button = panel.add_button(

@@ -9,7 +9,8 @@ from core.params import ParamError, Params, param
 # The contract names, imported on first use: importing the package (for its Params) must not import torch.
 _PARTS = {
     "directions": ("filter_normalized_direction", "random_direction"),
-    "curvature": ("exact_spectrum", "hessian", "hessian_density", "hessian_eigenvalues", "hessian_trace", "index"),
+    "curvature": ("exact_spectrum", "hessian", "hessian_density", "hessian_eigenvalues", "hessian_trace", "index",
+                   "sharpness_during_training"),
     "random_matrix": ("critical_loss", "index_theory", "spectral_density"),
     "surfaces": ("evaluate", "evaluate_surface", "interpolate", "interpolation", "surface", "trajectory_plane"),
 }
@@ -55,6 +56,9 @@ class LandscapeParams(Params):
                               help="Adam steps training the bend of the curve between two solutions.")
     slq_vectors: int = param(8, "SLQ vectors", lo=1, hi=64, step=1,
                              help="Random start vectors of stochastic Lanczos quadrature.")
+    gd_lr: float = param(0.15, "GD learning rate η", lo=0.01, hi=0.5, step=0.01, decimals=2,
+                         help="Full-batch gradient descent's step for the sharpness plot: λ_max of a small "
+                              "tanh net rises to 2/η and hovers there (Cohen et al. 2021, edge of stability).")
 
     def check(self) -> None:
         if self.resolution % 2 == 0:

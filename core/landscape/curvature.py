@@ -31,6 +31,7 @@ from core.landscape.surfaces import data_arrays, mean_loss
 
 MAX_EXACT = 6000        # parameters: the exact Hessian is P² float64 numbers (288 MB at 6000)
 DATA_CHUNK = 8192
+BATCH_ROWS = 8          # vectors per batched Hessian-vector product (HessianOperator.many)
 WHICH = ("top", "bottom")
 
 
@@ -86,6 +87,10 @@ class FlatLoss:
             out += w * vmap(lambda v, x=x, y=y: self._hvp(theta, v, x, y))(vs)
         return out
 
+    def operator(self, theta=None) -> HessianOperator:
+        """H at ``theta`` as an operator whose products reuse one gradient graph (see :class:`HessianOperator`)."""
+        return HessianOperator(self, self.theta if theta is None else theta)
+
     def gradient(self, theta=None) -> torch.Tensor:
         theta = self.theta if theta is None else theta
         return sum(w * grad(lambda t, x=x, y=y: self._loss(t, x, y))(theta) for x, y, w in self.chunks)
@@ -93,8 +98,37 @@ class FlatLoss:
     def dense_hessian(self, theta=None, chunk: int = 256) -> torch.Tensor:
         """The exact (P, P) Hessian at ``theta``, symmetrised (columns by batched Hessian-vector products)."""
         eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
-        h = torch.cat([self.hvp_many(eye[s:s + chunk], theta) for s in range(0, self.dim, chunk)])
+        op = self.operator(theta)
+        h = torch.cat([op.many(eye[s:s + chunk]) for s in range(0, self.dim, chunk)])
         return 0.5 * (h + h.T)
+
+
+class HessianOperator:
+    """v ↦ H v at a fixed θ by double backward through a kept graph of ∇L(θ) (Pearlmutter 1994): the forward
+    pass and the first backward are paid once, each product is one backward pass through that graph — about a
+    third of a fresh Hessian-vector product, which Lanczos, SLQ and the exact Hessian's columns repeat
+    at the same θ hundreds of times."""
+
+    def __init__(self, f: FlatLoss, theta: torch.Tensor):
+        self.f = f
+        self.theta = theta.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            self.g = sum(w * torch.autograd.grad(f._loss(self.theta, x, y), self.theta, create_graph=True)[0]
+                         for x, y, w in f.chunks)
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        self.f.hvp_count += 1
+        with torch.enable_grad():
+            return torch.autograd.grad(self.g, self.theta, grad_outputs=v, retain_graph=True)[0]
+
+    def many(self, vs: torch.Tensor) -> torch.Tensor:
+        """H V for the rows of V: batched backward passes, ``BATCH_ROWS`` rows each (a wider batch's
+        intermediates leave the cache: 64 rows cost 10× what 8 do, per row)."""
+        self.f.hvp_count += vs.shape[0]
+        with torch.enable_grad():
+            return torch.cat([torch.autograd.grad(self.g, self.theta, grad_outputs=vs[s:s + BATCH_ROWS],
+                                                  retain_graph=True, is_grads_batched=True)[0]
+                              for s in range(0, vs.shape[0], BATCH_ROWS)])
 
 
 def _flat(model, data, split, dtype, device) -> FlatLoss:
@@ -117,8 +151,9 @@ def hessian(model: torch.nn.Module, data, *, split: str = "train", dtype=torch.f
                          "hessian_density for this model")
     h = torch.empty(f.dim, f.dim, dtype=dtype, device=f.device)
     eye = torch.eye(f.dim, dtype=dtype, device=f.device)
+    op = f.operator()
     for s in range(0, f.dim, chunk):
-        h[s:s + chunk] = f.hvp_many(eye[s:s + chunk])
+        h[s:s + chunk] = op.many(eye[s:s + chunk])
     h = 0.5 * (h + h.T)
     return h.cpu().numpy()
 
@@ -285,7 +320,7 @@ def hessian_eigenvalues(model: torch.nn.Module, data, k: int = 5, which: str = "
     Hessian-vector products with full reorthogonalisation. Top values come largest first, bottom values
     smallest first."""
     f = _flat(model, data, split, dtype, device)
-    return extreme_eigenvalues(f.hvp, f.dim, k, which, tol=tol, seed=seed, dtype=dtype, device=f.device).values
+    return extreme_eigenvalues(f.operator(), f.dim, k, which, tol=tol, seed=seed, dtype=dtype, device=f.device).values
 
 
 # -- trace and density ----------------------------------------------------------------------------------
@@ -300,7 +335,7 @@ def hessian_trace(model: torch.nn.Module, data, n_vectors: int = 100, *, seed: i
     """Hutchinson's estimate of tr H, mean of vᵀHv over Rademacher v, and its standard error."""
     f = _flat(model, data, split, dtype, device)
     vs = _rademacher(n_vectors, f.dim, seed, dtype, f.device)
-    quad = (f.hvp_many(vs) * vs).sum(1).cpu().numpy()
+    quad = (f.operator().many(vs) * vs).sum(1).cpu().numpy()
     return float(quad.mean()), float(quad.std(ddof=1) / math.sqrt(n_vectors)) if n_vectors > 1 else math.inf
 
 
@@ -394,5 +429,126 @@ def hessian_density(model: torch.nn.Module, data, *, n_vectors: int = 8, steps: 
                     dtype=torch.float64, device=None) -> Density:
     """The Hessian's spectral density by stochastic Lanczos quadrature; see :func:`slq`."""
     f = _flat(model, data, split, dtype, device)
-    return slq(f.hvp, f.dim, n_vectors=n_vectors, steps=steps, sigma=sigma, points=points, seed=seed,
-               dtype=dtype, device=f.device, matmat=f.hvp_many)
+    op = f.operator()
+    return slq(op, f.dim, n_vectors=n_vectors, steps=steps, sigma=sigma, points=points, seed=seed,
+               dtype=dtype, device=f.device, matmat=op.many)
+
+
+# -- sharpness along training (edge of stability) ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sharpness:
+    """λ_max of the full-batch Hessian at checkpoints of a gradient-descent run at learning rate ``lr``."""
+
+    steps: np.ndarray          # (checkpoints,) updates done before each measurement (0: the initial point)
+    sharpness: np.ndarray      # (checkpoints,) λ_max there, by Lanczos
+    loss: np.ndarray           # (checkpoints,) full-batch training loss there
+    lr: float
+    batch_size: int | None     # None: full-batch gradient descent
+    parameters: int
+    matvecs: int               # Hessian-vector products spent on all the λ_max
+    total: int                 # the updates asked for
+    diverged: bool = False     # the loss overflowed: the checkpoints stop before ``total``
+
+    @property
+    def progress(self) -> float:
+        """The fraction of the run measured so far."""
+        return 1.0 if self.diverged or not self.steps.size else float(self.steps[-1] / self.total)
+
+    @property
+    def threshold(self) -> float:
+        """2/η: where gradient descent on the local quadratic model stops being stable (Cohen et al. 2021)."""
+        return 2.0 / self.lr
+
+
+def sharpness_during_training(model: torch.nn.Module, data, lr: float, steps: int, *, checkpoints: int | None = None,
+                              batch_size: int | None = None, seed: int = 0, tol: float = 1e-7,
+                              split: str = "train", dtype=torch.float64, device=None):
+    """Train by gradient descent at learning rate η and measure the sharpness λ_max along the way.
+
+    Cohen, Kaur, Li, Kolter & Talwalkar 2021, "Gradient descent on neural networks typically occurs at the
+    edge of stability" (ICLR 2021, arXiv:2103.00065), §3: under full-batch gradient descent the top
+    eigenvalue of the training loss's Hessian rises ("progressive sharpening") until it reaches 2/η — the
+    largest curvature at which θ ← θ − η∇L is stable on a quadratic (eq. 1: |1 − ηλ| ≤ 1) — and then
+    hovers just above it while the loss keeps falling, non-monotonically. With mini-batches (SGD) it
+    settles below 2/η (their §6 / Appendix).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The starting point (copied, never modified).
+    data : Dataset or (x, y)
+        The loss is the mean over the whole ``split`` (cross-entropy for integer labels, ½ squared error
+        for float targets); λ_max is always that full-batch loss's.
+    lr : float
+        The learning rate η > 0.
+    steps : int
+        Updates θ ← θ − η ∇L_B(θ); B is the whole split, or with ``batch_size`` a mini-batch of a seeded
+        permutation, epoch by epoch.
+    checkpoints : int, optional
+        Measurements of λ_max, evenly spaced over [0, steps] (step 0 is the starting point); default
+        min(25, steps + 1).
+    tol : float
+        Lanczos stops when the top Ritz value's residual is below ``tol`` · λ (its error is then of
+        order tol² λ²/gap; see :func:`extreme_eigenvalues`).
+
+    Yields
+    ------
+    Sharpness
+        After each checkpoint, the measurements so far (``progress`` says how far the run is); the last
+        one holds every checkpoint, or those up to the last finite loss with ``diverged`` set.
+    """
+    if isinstance(lr, bool) or not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"the learning rate must be a positive number, got {lr!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"steps must be a whole number ≥ 1, got {steps!r}")
+    checkpoints = min(25, steps + 1) if checkpoints is None else checkpoints
+    if not isinstance(checkpoints, int | np.integer) or not 2 <= checkpoints <= steps + 1:
+        raise ValueError(f"checkpoints must be a whole number from 2 to steps + 1 = {steps + 1}, got {checkpoints!r}")
+    f = _flat(model, data, split, dtype, device)
+    x, y = data_arrays(data, split)
+    x, y = x.to(f.device, dtype), y.to(f.device)
+    if torch.is_floating_point(y):
+        y = y.to(dtype)
+    n = x.shape[0]
+    if batch_size is not None and not 1 <= int(batch_size) <= n:
+        raise ValueError(f"batch_size must be between 1 and the {n} samples, got {batch_size!r}")
+    at = set(np.linspace(0, steps, int(checkpoints)).round().astype(int).tolist())
+    gen = torch.Generator().manual_seed(int(seed))
+    theta = f.theta.clone()
+    order, cursor = None, n
+    measured, losses, sharp, matvecs, diverged = [], [], [], 0, False
+
+    def snapshot(stopped: bool = False) -> Sharpness:
+        return Sharpness(np.array(measured, dtype=int), np.array(sharp), np.array(losses), float(lr),
+                         None if batch_size is None else int(batch_size), f.dim, matvecs, int(steps), stopped)
+
+    for step in range(steps + 1):
+        if step in at:
+            loss = f.loss(theta)
+            if not math.isfinite(loss):
+                diverged = True
+                break
+            top = extreme_eigenvalues(f.operator(theta), f.dim, 1, "top", tol=tol, seed=seed + step, dtype=dtype,
+                                      device=f.device)
+            measured.append(step)
+            sharp.append(float(top.values[0]))
+            losses.append(loss)
+            matvecs += top.matvecs
+            yield snapshot()
+        if step == steps:
+            break
+        if batch_size is None:
+            g = f.gradient(theta)
+        else:
+            if cursor + int(batch_size) > n:
+                order, cursor = torch.randperm(n, generator=gen).to(f.device), 0
+            idx = order[cursor:cursor + int(batch_size)]
+            cursor += int(batch_size)
+            g = grad(lambda t, i=idx: f._loss(t, x[i], y[i]))(theta)
+        theta = theta - lr * g
+        if not bool(torch.isfinite(theta).all()):
+            diverged = True
+            break
+    if diverged:
+        yield snapshot(True)

@@ -401,17 +401,59 @@ def _hessian(seed: int, k: int, n_vectors: int):
     f = curvature.FlatLoss(t.model, data)
     h = torch.empty(f.dim, f.dim, dtype=torch.float64)
     eye = torch.eye(f.dim, dtype=torch.float64)
+    op = f.operator()
     for s in range(0, f.dim, 64):
-        h[s:s + 64] = f.hvp_many(eye[s:s + 64])
+        h[s:s + 64] = op.many(eye[s:s + 64])
         yield 0.4 + 0.4 * min(1.0, (s + 64) / f.dim)
     h = 0.5 * (h + h.T)
     eig = torch.linalg.eigvalsh(h).numpy()
     yield 0.85
-    top, bottom = curvature.extreme_eigenvalues(f.hvp, f.dim, k, both=True, seed=seed, tol=1e-8)
+    top, bottom = curvature.extreme_eigenvalues(op, f.dim, k, both=True, seed=seed, tol=1e-8)
     yield 0.9
-    dens = curvature.slq(f.hvp, f.dim, n_vectors=n_vectors, steps=80, seed=seed, matmat=f.hvp_many)
+    dens = curvature.slq(op, f.dim, n_vectors=n_vectors, steps=80, seed=seed, matmat=op.many)
     yield Spectrum(eig, dens, top.values, bottom.values, f.dim, float(np.trace(h.numpy())),
                    time.perf_counter() - started)
+
+
+# -- sharpness along gradient descent (edge of stability) -----------------------------------------------
+
+# Cohen et al. 2021's setting at notebook scale: a small tanh net, full-batch gradient descent on the squared
+# loss of one-hot targets (their main experiments use MSE: with cross-entropy λ_max falls again late in
+# training as the margins grow).
+EOS_HIDDEN = 32
+EOS_STEPS = 1500
+EOS_CHECKPOINTS = 41
+
+
+def eos_spec():
+    from core import nets
+
+    return nets.NetSpec(64, (EOS_HIDDEN,), 10, phi="tanh", init="glorot")
+
+
+def sharpness_job(lr: float, steps: int | None = None, checkpoints: int | None = None, seed: int = 0):
+    """Generator of :class:`curvature.Sharpness` snapshots while a small digits net trains by full-batch
+    gradient descent at learning rate ``lr`` (memoised: a repeated request yields the finished run)."""
+    from core import nets
+
+    steps = EOS_STEPS if steps is None else steps
+    checkpoints = EOS_CHECKPOINTS if checkpoints is None else checkpoints
+    spec = eos_spec()
+    key = ("sharpness", float(lr), steps, checkpoints, seed, spec)
+    with _lock:
+        hit = _results.get(key)
+    if hit is not None:
+        yield hit
+        return
+    data = digits()
+    targets = torch.nn.functional.one_hot(data.y_train, data.classes).double()
+    model = nets.build(spec, seed=seed, device="cpu")
+    last = None
+    for last in curvature.sharpness_during_training(model, (data.x_train, targets), lr, steps,
+                                                    checkpoints=checkpoints, seed=seed):
+        yield last
+    with _lock:
+        _results[key] = last
 
 
 def point_curvature(model_kind: str, plane_kind: str, seed: int, norm: str, alpha: float, beta: float,
@@ -427,7 +469,7 @@ def point_curvature(model_kind: str, plane_kind: str, seed: int, norm: str, alph
     data = digits()
     loss = float(evaluate(moved, data, [[torch.zeros_like(p) for p in moved.parameters()]], [[0.0]]).loss[0])
     f = curvature.FlatLoss(moved, data, dtype=torch.float32)
-    top = curvature.extreme_eigenvalues(f.hvp, f.dim, 1, tol=1e-3, dtype=torch.float32)
+    top = curvature.extreme_eigenvalues(f.operator(), f.dim, 1, tol=1e-3, dtype=torch.float32)
     return alpha, beta, loss, float(top.values[0])
 
 

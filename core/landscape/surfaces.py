@@ -35,7 +35,9 @@ from core.landscape.directions import check_direction, difference, flatten, para
 
 MAX_SPAN = 100.0          # |α|, |β| beyond this the weights are rescaled past anything meaningful
 MAX_STEPS = 401           # per axis
-CHUNK_BYTES = 12 << 20    # activations of one chunk of points: small enough to stay in cache
+CHUNK_BYTES = 3 << 20     # activations of one chunk of points (fast path): small enough to stay in cache
+GROUP_BYTES = 8 << 20     # one group's per-point weights and logits (fast path)
+VMAP_CHUNK_BYTES = 48 << 20
 DATA_CHUNK = 4096         # samples per data chunk (eval-mode models only)
 BN_MODES = ("eval", "recompute")
 SPLITS = ("train", "test")
@@ -195,38 +197,134 @@ def _combine(t: torch.Tensor, dirs: torch.Tensor, coef: torch.Tensor) -> torch.T
     return t + torch.tensordot(coef, dirs, dims=1)
 
 
+class _Stack:
+    """One parameter's base value and its K directions, to form it at many points: (P, *shape) by one
+    addmm, or the base itself (broadcast) when every direction is zero there (filter-normalised biases)."""
+
+    def __init__(self, base: torch.Tensor, dirs: list[torch.Tensor]):
+        self.shape = tuple(base.shape)
+        self.base = base
+        self.moves = any(bool(d.any()) for d in dirs)
+        self.flat_base = base.reshape(1, -1)
+        self.flat_dirs = torch.stack([d.reshape(-1) for d in dirs]) if self.moves else None
+
+    def at(self, coef: torch.Tensor) -> torch.Tensor:
+        if not self.moves:
+            return self.base.unsqueeze(0)
+        return torch.addmm(self.flat_base, coef, self.flat_dirs).view(coef.shape[0], *self.shape)
+
+
+_RANK_CACHE: dict = {}
+
+
+def _class_sums(z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy sums and correct counts of logits laid out (P, C, n).
+
+    Reductions over C with n contiguous vectorise where torch's ``argmax`` over that axis does not (it is
+    10× slower than the whole loss), so the arg-max is the first class equal to the maximum, which is what
+    ``argmax`` returns.
+    """
+    p, c, n = z.shape
+    top = z.amax(1, keepdim=True)
+    e = z - top
+    rank = (c - torch.arange(c, device=z.device)).view(1, c, 1).to(torch.int16)
+    first = c - (e.eq(0) * rank).amax(1)
+    correct = (first == y).sum(1)
+    lse = e.exp_().sum(1).log_().add_(top[:, 0])
+    picked = z.gather(1, y.view(1, 1, n).expand(p, 1, n))[:, 0]
+    return (lse - picked).sum(1, dtype=torch.float64), correct
+
+
 def _plan_sums(plan, base, dirs, coef, x, y):
-    """Loss and correct-count sums over (x, y) for every row of ``coef``, by baddbmm over stacked weights."""
+    """Loss and correct-count sums over (x, y) for every row of ``coef``, layer by layer as batched matmuls.
+
+    The first layer is exact by linearity: its pre-activations at every point are ``[1, c] @ [XWᵀ + b;
+    XD_kᵀ + d_k]``, one K+1-term addmm per chunk, so X is multiplied by weights only K + 1 times for the
+    whole grid. Later layers are ``bmm`` over the chunk's stacked weights (formed a group at a time by one
+    addmm per parameter). Chunks are a few points (``CHUNK_BYTES`` of activations, cache-resident: bmm runs
+    at ~1.5× the rate it has on chunks that spill to memory), written into buffers reused chunk to chunk;
+    the last layer is laid out (points, classes, samples) so the loss reduces over classes along
+    contiguous samples, once per group.
+    """
     n = x.shape[0]
-    chunk = _points_per_chunk(n, max(base[w].shape[0] for w, *_ in plan), x.element_size())
-    loss_sum = torch.empty(coef.shape[0], dtype=torch.float64, device=x.device)
-    correct = torch.zeros(coef.shape[0], dtype=torch.int64, device=x.device)
+    k = len(dirs)
+    dev, dtype = x.device, x.dtype
     w0, b0, post0, _ = plan[0]
+    width0 = base[w0].shape[0]
     first = x @ base[w0].T
-    along = torch.stack([x @ d[w0].T for d in dirs])          # (k, n, h): X D_kᵀ, once for the whole grid
+    along = torch.stack([x @ d[w0].T for d in dirs])          # (K, n, h): X D_kᵀ, once for the whole grid
     if b0 is not None:
-        first = first + base[b0]
-        along = along + torch.stack([d[b0] for d in dirs])[:, None, :]
-    stacked = {i: torch.stack([d[i] for d in dirs]) for i in range(len(base))}
-    first, along = first.reshape(1, -1), along.reshape(len(dirs), -1)
-    for s in range(0, coef.shape[0], chunk):
-        c = coef[s:s + chunk]
-        h = torch.addmm(first, c, along).view(c.shape[0], n, -1)    # one pass: XWᵀ + Σ_k c_k XD_kᵀ
-        if post0 is not None:
-            h = post0(h)
-        for w, b, post, skip in plan[1:]:
-            weight = _combine(base[w], stacked[w], c).transpose(1, 2)
-            if b is None:
-                z = torch.bmm(h, weight)
-            else:
-                z = torch.baddbmm(_combine(base[b], stacked[b], c).unsqueeze(1), h, weight)
-            if post is not None:
-                z = post(z)
-            h = h + z if skip else z
-        ls, cs = loss_sums(h, y)
-        loss_sum[s:s + chunk] = ls.double()
-        if cs is not None:
-            correct[s:s + chunk] = cs
+        first += base[b0]
+        along += torch.stack([d[b0] for d in dirs])[:, None, :]
+    first, along = first.reshape(1, -1), along.reshape(k, -1)
+    layers = [(_Stack(base[w], [d[w] for d in dirs]), None if b is None else _Stack(base[b], [d[b] for d in dirs]),
+               post, skip) for w, b, post, skip in plan[1:]]
+    widths = [width0] + [s.shape[0] for s, *_ in layers]
+    classes = widths[-1]
+    chunk = _points_per_chunk(n, max(widths), x.element_size())
+    per_point = sum(s.base.numel() for s, *_ in layers) + classes * n
+    group = max(chunk, min(coef.shape[0], GROUP_BYTES // (per_point * x.element_size())) // chunk * chunk)
+    pool = [torch.empty(chunk * n * max(widths), dtype=dtype, device=dev) for _ in range(2)]
+    logits = torch.empty(group, classes, n, dtype=dtype, device=dev)
+    loss_sum = torch.empty(coef.shape[0], dtype=torch.float64, device=dev)
+    correct = torch.zeros(coef.shape[0], dtype=torch.int64, device=dev)
+    classify = is_classification(y)
+    target = None if classify else y.reshape(n, -1).T.unsqueeze(0).to(dtype)
+    for g in range(0, coef.shape[0], group):
+        cg = coef[g:g + group]
+        weights = [(s.at(cg), None if b is None else b.at(cg)) for s, b, *_ in layers]
+        for s in range(0, cg.shape[0], chunk):
+            c = cg[s:s + chunk]
+            p = c.shape[0]
+            h = torch.addcmul(first, c[:, :1], along[:1], out=pool[0][:p * n * width0].view(p, -1))
+            for j in range(1, k):
+                h.addcmul_(c[:, j:j + 1], along[j:j + 1])
+            h = h.view(p, n, width0)
+            if post0 is not None:
+                h = post0(h)
+            if not layers:
+                logits[s:s + p] = h.transpose(1, 2)
+            # ReLU layers keep m = max(z, −b) and carry the bias b as an offset: relu(z + b) = m + b, and
+            # the next layer's W(m + b) = Wm + Wb. That saves broadcasting b into every output (a pass over
+            # the chunk's activations); the offset costs one (out × in) @ (in × 1) product per point.
+            spare, offset = 1, None
+            for i, ((stack, _b, post, skip), (w, b)) in enumerate(zip(layers, weights, strict=True)):
+                w = w[s:s + p] if w.shape[0] > 1 else w.expand(p, *stack.shape)
+                bias = None if b is None else (b[s:s + p] if b.shape[0] > 1 else b).unsqueeze(-1)  # (p|1, out, 1)
+                if offset is not None:
+                    carried = torch.bmm(w, offset.expand(p, -1, -1).transpose(1, 2))
+                    bias = carried if bias is None else carried + bias
+                if i == len(layers) - 1:
+                    z = torch.bmm(w, h.transpose(1, 2), out=logits[s:s + p])
+                    if bias is not None:
+                        z += bias
+                    break
+                out = pool[spare][:p * n * stack.shape[0]].view(p, n, stack.shape[0])
+                z = torch.bmm(h, w.transpose(1, 2), out=out)
+                before = offset
+                if post is torch.relu_ and not skip and bias is not None:
+                    offset = bias.transpose(1, 2)                     # (p|1, 1, out)
+                    torch.maximum(z, offset.neg(), out=z)
+                else:
+                    offset = None
+                    if bias is not None:
+                        z += bias.transpose(1, 2)
+                    if post is not None:
+                        z = post(z)
+                    if skip:
+                        z += h
+                        if before is not None:
+                            z += before
+                h, spare = z, 1 - spare if z.data_ptr() == out.data_ptr() else spare
+        z = logits[:cg.shape[0]]
+        if layers and layers[-1][2] is not None:
+            z = layers[-1][2](z)
+        if classify:
+            ls, cs = _class_sums(z, y)
+            correct[g:g + group] = cs
+        else:
+            ls = 0.5 * (z - target).pow(2).sum((1, 2), dtype=torch.float64)
+        loss_sum[g:g + group] = ls
     return loss_sum, correct
 
 
@@ -239,7 +337,7 @@ def _vmap_sums(model, names, base, dirs, coef, x, y):
 
     batched = vmap(outputs)
     width = max(max(int(np.prod(t.shape[:1])) for t in base), 1)
-    chunk = _points_per_chunk(x.shape[0], width, x.element_size(), 4 * CHUNK_BYTES)
+    chunk = _points_per_chunk(x.shape[0], width, x.element_size(), VMAP_CHUNK_BYTES)
     loss_sum = torch.empty(coef.shape[0], dtype=torch.float64, device=x.device)
     correct = torch.zeros(coef.shape[0], dtype=torch.int64, device=x.device)
     stacked = [torch.stack([d[i] for d in dirs]) for i in range(len(base))]

@@ -82,6 +82,8 @@ def measure(panel) -> tuple[list[str], dict]:
 
 def settle(app, panel, first: bool, draw_s: float) -> None:
     """Serve the event loop until the panel's layout has settled: no fit or relayout left to run."""
+    from app import plots
+
     deadline = time.monotonic() + (draw_s if first else 0.0)
     while panel.render_count == 0 and time.monotonic() < deadline:
         app.processEvents()
@@ -89,8 +91,7 @@ def settle(app, panel, first: bool, draw_s: float) -> None:
     quiet, end = 0, time.monotonic() + 5.0
     while quiet < 4 and time.monotonic() < end:  # resize → fit (a zero timer) → relayout → fit …
         app.processEvents()
-        timers = [getattr(w, "eoc_fit_timer", None) for w in panel.plots.values()] + [panel.plot_grid._timer]
-        quiet = 0 if any(t is not None and t.isActive() for t in timers) else quiet + 1
+        quiet = 0 if plots.fits_pending() or panel.plot_grid._timer.isActive() else quiet + 1
         time.sleep(0.003)
 
 

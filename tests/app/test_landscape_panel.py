@@ -16,7 +16,7 @@ from tests.app.conftest import close_panel, open_panel, type_value, wait_rendere
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
-PLOTS = ("surface", "slices", "sharp", "connect", "spectrum", "index")
+PLOTS = ("surface", "slices", "sharp", "connect", "spectrum", "sharpness", "index")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -40,6 +40,9 @@ def _shrink(monkeypatch):
     monkeypatch.setattr(E, "PB_RATIOS", (0.25, 0.5))
     monkeypatch.setattr(E, "PB_STEPS", 12)
     monkeypatch.setattr(E, "PB_CHECKPOINTS", 3)
+    monkeypatch.setattr(E, "EOS_HIDDEN", 3)
+    monkeypatch.setattr(E, "EOS_STEPS", 20)
+    monkeypatch.setattr(E, "EOS_CHECKPOINTS", 3)
     monkeypatch.setattr(E, "_trained", {})
     monkeypatch.setattr(E, "_results", {})
 
@@ -69,6 +72,13 @@ def test_every_plot_renders_and_exports(qtbot, tmp_path):
         assert image.shape == (11, 11) and np.isfinite(image).all()
         # the trained model is the grid's centre and the surface's lowest point nearby
         assert panel._surface.alphas[5] == 0.0 and panel._surface.betas[5] == 0.0
+        # λ_max at every checkpoint against the 2/η line, the legend saying which is which
+        steps, lam = panel.sharpness_dots.getData()
+        assert list(steps) == [0.0, 10.0, 20.0] and np.isfinite(lam).all()
+        _, line = panel.threshold_line.getData()
+        np.testing.assert_allclose(line, 2 / panel.params.gd_lr)
+        labels = [label.text for _, label in panel.plots["sharpness"].getPlotItem().legend.items]
+        assert any(t.startswith("theory: 2/η") for t in labels) and any(t.startswith("measured") for t in labels)
         written = panel.export(tmp_path)
         names = {p.name for p in written}
         for key in PLOTS:
@@ -91,6 +101,9 @@ def test_span_and_seed_redraw_and_bad_values_are_refused(qtbot):
         assert not np.allclose(before, after_span)
         type_value(panel, "seed", "7")
         qtbot.waitUntil(lambda: not panel.is_busy() and not np.allclose(panel.surface_image.image, after_span),
+                        timeout=120_000)
+        type_value(panel, "gd_lr", "0.3")
+        qtbot.waitUntil(lambda: not panel.is_busy() and panel.threshold_line.getData()[1][0] == pytest.approx(2 / 0.3),
                         timeout=120_000)
         type_value(panel, "span", "50")
         assert panel.params.span == 0.5

@@ -150,3 +150,39 @@ def test_a_png_twice_as_wide_has_text_and_lines_twice_as_large(qtbot, tmp_path):
     assert text_3200[1] == pytest.approx(2 * text_1600[1], rel=0.15)
     assert text_3200[0] == pytest.approx(2 * text_1600[0], rel=0.1)
     assert line_3200 == pytest.approx(2 * line_1600, rel=0.25)
+
+
+def test_a_plots_right_click_menu_is_made_on_the_first_right_click(qtbot):
+    widget = plots.make_plot("Menu", "x", "y")
+    qtbot.addWidget(widget)
+    vb = widget.getPlotItem().vb
+    assert vb.menu is None and vb.menuEnabled()                   # not made with the plot
+    actions = [a.text() for a in vb.getContextMenus(None)]
+    assert vb.menu is not None and "View All" in actions
+
+
+def test_a_colour_bars_axis_makes_room_for_its_label_in_presentation_mode(qtbot):
+    import pyqtgraph as pg
+
+    widget = plots.make_plot("Heat map", "x", "y", legend=None)
+    qtbot.addWidget(widget)
+    image = pg.ImageItem(np.zeros((4, 4)))
+    widget.addItem(image)
+    bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False)
+    bar.setImageItem(image, insert_in=widget.getPlotItem())
+    bar.axis.setLabel("log<sub>10</sub> ξ<sub>c</sub> (layers)")
+    widget.resize(500, 400)
+    widget.show()
+    try:
+        plots.set_style(presentation=True)
+        plots.fit(widget)
+        qtbot.wait(20)
+        axis = bar.axis
+        assert axis.fixedWidth is None                             # pyqtgraph's 45 px let the label cover the ticks
+        assert axis.style["tickFont"].pointSize() == plots.SIZES[True]["tick"]
+        label = axis.label.mapRectToScene(axis.label.boundingRect())
+        ticks_right = axis.mapRectToScene(axis.boundingRect()).left() + axis.style["tickTextOffset"][0] \
+            + axis.textWidth
+        assert label.left() >= ticks_right - 1                     # the label lies beyond the tick labels
+    finally:
+        plots.set_style(presentation=False)

@@ -213,3 +213,23 @@ def test_a_new_function_starts_from_its_own_start_and_a_small_screen_reflows_the
         assert not panel.plot_grid.horizontalScrollBar().isVisible()
     panel.resize(1400, 900)
     qtbot.waitUntil(lambda: panel._page_columns == 3, timeout=5000)
+
+
+class _DoubleClick:
+    def double(self) -> bool:
+        return True
+
+
+def test_double_click_enlarges_a_plot_of_its_page_and_again_puts_it_back(qtbot, panel):
+    """The pages are the panel's own grids: focus must enlarge the plot, not the whole page."""
+    page = panel.pages.currentWidget()
+    widget = panel.plots["momentum_map"]
+    shown = {k for k, w in panel.plots.items() if w.isVisible()}
+    widget.scene().sigMouseClicked.emit(_DoubleClick())
+    assert panel.focused_plot() == "momentum_map"
+    qtbot.waitUntil(lambda: widget.width() >= 0.95 * page.width() and widget.height() >= 0.9 * page.height())
+    assert not any(w.isVisible() for k, w in panel.plots.items() if k != "momentum_map")
+    widget.scene().sigMouseClicked.emit(_DoubleClick())
+    assert panel.focused_plot() is None
+    qtbot.waitUntil(lambda: {k for k, w in panel.plots.items() if w.isVisible()} == shown)
+    qtbot.waitUntil(lambda: widget.width() < 0.6 * page.width())

@@ -1,6 +1,6 @@
 """The lecture hall as a presenter feels it: launch → theory plots, the longest stall of the GUI while a
-tab is shown (and its panel built) for the first time, a deck step → every plot of the step rendered,
-and a 60-frame 1280×720 animation written.
+tab is shown (and its panel built) for the first time (every panel, one row each), a deck step → every
+plot of the step rendered, and a 60-frame 1280×720 animation written.
 
 Start-up runs in a fresh process (``tests.benchmarks.startup_probe``) so that no import is warm; the
 baseline of the tab-switch row is a 5 ms timer's own period, of the animation a bare imageio write of
@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.benchmarks import startup_probe
 from tests.benchmarks.event_loop import heartbeat, max_timer_gap, wait_for_events
 from tests.benchmarks.harness import Row
 
@@ -33,12 +34,15 @@ def _launch_row() -> Row:
 
 
 def _interactive_rows() -> list[Row]:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
+    if QApplication.instance() is None:
+        startup_probe.hall_screen()  # 1920×1080, where the window opens at its own size
+
     app = QApplication.instance() or QApplication([])
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
+    from app.panels import NAMES
     from app.window import MainWindow
 
     window = MainWindow(restore=False, tab="propagation")
@@ -52,17 +56,20 @@ def _interactive_rows() -> list[Row]:
             and time.monotonic() < end:
         wait_for_events(app)
 
-    # First show of a tab: the longest the event loop waits while the panel is built and first drawn.
+    # First show of a tab: the longest the event loop waits while the panel is built and first drawn, for
+    # every panel in the window (each shown once, in tab order, from the settled first tab).
     stalls = {}
-    for name in ("spectra", "depth"):
+    for name in (n for n in NAMES if n != "propagation"):
         switched: list = []
         QTimer.singleShot(20, lambda n=name, out=switched: out.append(window.show_panel(n)))
         t0 = time.monotonic()
-        stalls[name] = max_timer_gap(app, lambda out=switched, start=t0: time.monotonic() - start < 0.4 or not out
-                                   or out[0].render_count == 0)
+        stalls[name] = max_timer_gap(app, lambda out=switched, start=t0: time.monotonic() - start < 0.6 or not out
+                                     or out[0].render_count == 0 and time.monotonic() - start < 30)
         for key in list(switched[0]._job_keys):
             window.runner.cancel(key)
-    stall = max(stalls.values())
+        settled = time.monotonic()
+        while time.monotonic() - settled < 0.3:  # the cancelled jobs wind down before the next switch
+            wait_for_events(app)
 
     # A deck step: PageDown → every plot of the step has its data (the panel's theory drawn).
     deck = {"format": "edge-of-chaos/deck", "version": 1, "title": "bench", "steps": [
@@ -86,9 +93,8 @@ def _interactive_rows() -> list[Row]:
     step = statistics.median(steps)
     beat.stop()
     window.close()
-    return [
-        Row("longest GUI stall during a first tab switch (spectra, depth)", stall, "ms", "≤ 50 ms", stall <= 50,
-            "timer period", 5.0),
+    return [Row(f"longest GUI stall during the first switch to {name}", ms, "ms", "≤ 50 ms", ms <= 50,
+                "timer period", 5.0) for name, ms in stalls.items()] + [
         Row("deck step → rendered (median of 7)", step * 1000, "ms", "≤ 200 ms", step <= 0.2),
     ]
 

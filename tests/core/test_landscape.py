@@ -440,3 +440,85 @@ def test_bezier_curve_between_two_digit_solutions_is_lower_than_the_line():
     assert c.t.size == 61 and c.line_loss[0] == pytest.approx(c.curve_loss[0], rel=1e-5)
     assert np.max(c.curve_loss) < np.max(c.line_loss)
     assert c.curve_loss[-1] == pytest.approx(c.line_loss[-1], rel=1e-5)
+
+
+# -- sharpness along training (Cohen et al. 2021) -----------------------------------------------------------
+
+def _last(gen):
+    return list(gen)[-1]
+
+
+def _flat_theta(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def _exact_top(model, x, y):
+    """λ_max of torch.func.hessian of the full-batch cross-entropy, by LAPACK."""
+    from torch.func import functional_call
+    from torch.func import hessian as func_hessian
+
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+
+    def loss(t):
+        parts, s = [], 0
+        for sh in shapes:
+            k = int(np.prod(sh))
+            parts.append(t[s:s + k].reshape(sh))
+            s += k
+        return F.cross_entropy(functional_call(model, dict(zip(names, parts, strict=True)), (x,)), y)
+
+    return float(torch.linalg.eigvalsh(func_hessian(loss)(_flat_theta(model)))[-1])
+
+
+def test_sharpness_along_gradient_descent_is_the_exact_hessians_top_eigenvalue():
+    x, y = _data(n=60, d=5, classes=3, dtype=torch.float64)
+    model = _mlp((5, 7, 3), act=torch.nn.Tanh, dtype=torch.float64)
+    lr, steps = 0.8, 30
+    r = _last(L.sharpness_during_training(model, (x, y), lr, steps, checkpoints=4))
+    assert r.steps.tolist() == [0, 10, 20, 30] and not r.diverged and r.threshold == pytest.approx(2 / lr)
+    # the reference: torch.optim.SGD on the full batch, the exact Hessian at the same steps
+    ref = copy.deepcopy(model)
+    opt = torch.optim.SGD(ref.parameters(), lr=lr)
+    want, want_loss = [], []
+    for step in range(steps + 1):
+        if step in r.steps:
+            want.append(_exact_top(ref, x, y))
+            with torch.no_grad():
+                want_loss.append(float(F.cross_entropy(ref(x), y)))
+        opt.zero_grad()
+        F.cross_entropy(ref(x), y).backward()
+        opt.step()
+    np.testing.assert_allclose(r.sharpness, want, rtol=1e-6)
+    np.testing.assert_allclose(r.loss, want_loss, rtol=1e-10)
+    # the model handed in is untouched
+    np.testing.assert_array_equal(_flat_theta(model), _flat_theta(_mlp((5, 7, 3), act=torch.nn.Tanh,
+                                                                         dtype=torch.float64)))
+
+
+def test_sharpness_of_least_squares_and_the_two_over_eta_stability_edge():
+    """A linear model with ½‖ŷ − y‖² has the constant Hessian (1/n) X̃ᵀX̃ ⊗ I (X̃ = [X, 1]): gradient descent is
+    stable exactly when η < 2/λ_max (Cohen et al. 2021, eq. 1)."""
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.rand(40, 3, generator=g, dtype=torch.float64), torch.randn(40, 2, generator=g, dtype=torch.float64)
+    model = torch.nn.Linear(3, 2).double()
+    xt = torch.cat([x, torch.ones(40, 1, dtype=torch.float64)], 1)
+    lam = float(torch.linalg.eigvalsh(xt.T @ xt / 40)[-1])
+    stable = _last(L.sharpness_during_training(model, (x, y), 0.95 * 2 / lam, 200, checkpoints=3))
+    np.testing.assert_allclose(stable.sharpness, lam, rtol=1e-9)
+    assert stable.loss[-1] < stable.loss[0]
+    unstable = _last(L.sharpness_during_training(model, (x, y), 1.05 * 2 / lam, 400, checkpoints=3))
+    assert unstable.loss[-1] > 10 * unstable.loss[0] and not unstable.diverged
+    frames = list(L.sharpness_during_training(model, (x, y), 3 * 2 / lam, 2000, checkpoints=3))
+    assert frames[-1].diverged and frames[-1].steps.tolist() == [0] and frames[-1].progress == 1.0
+    assert len(frames) == 2 and frames[0].progress == 0.0 and not frames[0].diverged
+    # mini-batches: with the whole set as the batch, SGD is gradient descent
+    gd = _last(L.sharpness_during_training(model, (x, y), 0.1, 20, checkpoints=3))
+    sgd = _last(L.sharpness_during_training(model, (x, y), 0.1, 20, checkpoints=3, batch_size=40))
+    np.testing.assert_allclose(sgd.loss, gd.loss, rtol=1e-12)
+    with pytest.raises(ValueError, match="learning rate"):
+        _last(L.sharpness_during_training(model, (x, y), -1.0, 10))
+    with pytest.raises(ValueError, match="checkpoints"):
+        _last(L.sharpness_during_training(model, (x, y), 0.1, 3, checkpoints=9))
+    with pytest.raises(ValueError, match="batch_size"):
+        _last(L.sharpness_during_training(model, (x, y), 0.1, 3, batch_size=41))

@@ -321,3 +321,34 @@ def test_batch_norm_rescues_a_deep_tanh_net_at_a_small_sigma_w():
     assert bn.train_loss[-1] < 2.0
     assert last.spread0[0][-1] / last.spread0[0][0] < 0.1          # vanishing through depth without BN
     np.testing.assert_allclose(last.spread0[1], 1.0, atol=0.01)    # BN: unit spread at every layer
+
+
+def test_train_together_equals_each_run_trained_alone():
+    """The networks page trains its optimisers as one batched model (per batch size); every run's curve must
+    be the curve of its own ``core.training.train`` run from the same initial weights (float32 rounding:
+    1e-5 relative), and a run that diverges stops with a note while the others go on."""
+    from core import nets, training
+    from core.data import load
+    from core.nets import NetSpec
+    from core.optimizers.experiments import Run, epochs_for, train_together
+
+    data = load("digits", seed=0)
+    spec = NetSpec(64, (16,), 10, phi="tanh")
+    runs = [Run("GD", "gd", 0.5, None), Run("SGD", "sgd", 0.1, 64),
+            Run("Nesterov", "nesterov", 0.05, 64, {"momentum": 0.9}), Run("Adam", "adam", 3e-3, 64),
+            Run("SGD, far too fast", "sgd", 1e36, 64)]
+    steps, every = 24, 6
+    *_, together = train_together(data, spec, runs, steps, seed=3, every=every)
+    for run, curve in zip(runs[:4], together, strict=False):
+        model = nets.build(spec, seed=3)
+        alone = list(training.train(model, data, optimizer=run.optimizer, lr=run.lr, seed=3, every=every,
+                                    epochs=epochs_for(steps, data.n_train, run.batch_size),
+                                    batch_size=run.batch_size, **run.hyper))
+        alone = [r for r in alone if r.step <= curve.step[-1]]
+        assert curve.done and not curve.note
+        np.testing.assert_array_equal(curve.step, [r.step for r in alone])
+        np.testing.assert_allclose(curve.train_loss, [r.train_loss for r in alone], rtol=1e-5, err_msg=run.label)
+        np.testing.assert_allclose(curve.test_accuracy, [r.test_accuracy for r in alone], atol=1e-9,
+                                   err_msg=run.label)
+    wild = together[4]
+    assert "diverged at step" in wild.note and np.all(np.isfinite(wild.train_loss))
