@@ -300,23 +300,12 @@ def small_problem():
 
 
 def test_exact_hessian_matches_torch_func_hessian():
-    from torch.func import functional_call
     from torch.func import hessian as func_hessian
 
     x, y = _data(n=40, d=3, classes=3, dtype=torch.float64)
     model = _mlp((3, 4, 3), act=torch.nn.Tanh, dtype=torch.float64)
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [p.shape for p in model.parameters()]
     theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-
-    def loss(t):
-        parts, s = [], 0
-        for sh in shapes:
-            n = int(np.prod(sh))
-            parts.append(t[s:s + n].reshape(sh))
-            s += n
-        return F.cross_entropy(functional_call(model, dict(zip(names, parts, strict=True)), (x,)), y)
-
+    loss = _cross_entropy_of_flat(model, x, y)
     np.testing.assert_allclose(L.hessian(model, (x, y), chunk=7), func_hessian(loss)(theta).numpy(), atol=1e-12)
 
 
@@ -454,8 +443,15 @@ def _flat_theta(model):
 
 def _exact_top(model, x, y):
     """λ_max of torch.func.hessian of the full-batch cross-entropy, by LAPACK."""
-    from torch.func import functional_call
     from torch.func import hessian as func_hessian
+
+    return float(torch.linalg.eigvalsh(func_hessian(_cross_entropy_of_flat(model, x, y))(_flat_theta(model)))[-1])
+
+
+def _cross_entropy_of_flat(model, x, y):
+    """θ ↦ the full-batch cross-entropy of ``model`` with its parameters read from the flat vector θ
+    (torch.func.functional_call: the model itself is not touched)."""
+    from torch.func import functional_call
 
     names = [n for n, _ in model.named_parameters()]
     shapes = [p.shape for p in model.parameters()]
@@ -468,7 +464,7 @@ def _exact_top(model, x, y):
             s += k
         return F.cross_entropy(functional_call(model, dict(zip(names, parts, strict=True)), (x,)), y)
 
-    return float(torch.linalg.eigvalsh(func_hessian(loss)(_flat_theta(model)))[-1])
+    return loss
 
 
 def test_sharpness_along_gradient_descent_is_the_exact_hessians_top_eigenvalue():
