@@ -26,7 +26,10 @@ def test_every_tab_opens_and_unbuilt_ones_say_so(window, qtbot):
     for i, entry in enumerate(PANELS):
         window.tabs.setCurrentIndex(i)
         panel = window.panels[entry.name]
-        wait_rendered(qtbot, panel, timeout=60_000)
+        # Opened means drawn; its long jobs (a training run, λ_max along 1,500 GD steps) are cancelled
+        # rather than awaited, as when a lecturer moves on to the next tab.
+        qtbot.waitUntil(lambda p=panel: p.render_count > 0, timeout=60_000)
+        panel.cancel()
         if entry.module is None:
             assert panel.plots == {}
             texts = " ".join(w.text() for w in panel.findChildren(type(window.device_label)))
