@@ -19,7 +19,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QGridLayout, QSizePolicy, QStackedWidget, QWidget
 
-from app import plots
+from app import contours, plots
 from app.panels.base import Panel
 from core.optimizers import playground as PG
 from core.optimizers import quadratic as Q
@@ -119,15 +119,10 @@ def surface_job(p: OptimizersParams) -> SurfaceResult:
     levels = surf.f_min + np.geomspace(top * 1e-4, top * 0.6, CONTOURS)
     if p.function == "saddle":
         levels = np.concatenate([levels, [0.0]])
-    cx, cy = [], []
+    lines = [contours.segments(f, level) for level in levels]
     sx, sy = xs[1] - xs[0], ys[1] - ys[0]
-    for level in levels:
-        for line in pg.isocurve(f, level, connected=True):
-            a = np.asarray(line, dtype=float)
-            cx += [xs[0] + a[:, 0] * sx, [np.nan]]
-            cy += [ys[0] + a[:, 1] * sy, [np.nan]]
-    cx = np.concatenate(cx) if cx else np.zeros(0)
-    cy = np.concatenate(cy) if cy else np.zeros(0)
+    cx = xs[0] + sx * np.concatenate([u for u, _ in lines])
+    cy = ys[0] + sy * np.concatenate([v for _, v in lines])
     image = np.log10(np.minimum(gap, top * 10) + floor)
     return SurfaceResult(p, box, surf.view, image, cx, cy, surf.minimum)
 
@@ -161,21 +156,17 @@ def map_job(p: OptimizersParams) -> MapResult:
     xs, ys, labels = [], [], []
     levels = [lv for lv in MAP_LEVELS if lv > m.rate_opt + 0.2 * (1 - m.rate_opt)][:4]
     for level in levels:
-        best = None
-        for line in pg.isocurve(m.rate.T, level, connected=True):
-            c = np.asarray(line, dtype=float)
-            x, y = a[0] + c[:, 0] * da, m.beta[0] + c[:, 1] * db
-            xs += [x, [np.nan]]
-            ys += [y, [np.nan]]
-            if best is None or x.size > best[0].size:
-                best = (x, y)
-        if best is not None:
+        u, v = contours.segments(m.rate.T, level)
+        x, y = a[0] + u * da, m.beta[0] + v * db
+        xs.append(x)
+        ys.append(y)
+        if np.isfinite(x).any():
             # label each line on its left branch, at heights spread apart so the labels never collide
             want = 0.12 + 0.16 * len(labels)
-            left = best[0] < m.alpha_opt * m.L
-            pick = np.flatnonzero(left) if left.any() else np.arange(best[0].size)
-            i = pick[int(np.argmin(np.abs(best[1][pick] - want)))]
-            labels.append((float(best[0][i]), float(best[1][i]), level))
+            left = np.isfinite(x) & (x < m.alpha_opt * m.L)
+            pick = np.flatnonzero(left) if left.any() else np.flatnonzero(np.isfinite(x))
+            i = pick[int(np.argmin(np.abs(y[pick] - want)))]
+            labels.append((float(x[i]), float(y[i]), level))
     iso_x = np.concatenate(xs) if xs else np.zeros(0)
     iso_y = np.concatenate(ys) if ys else np.zeros(0)
     return MapResult(m, iso_x, iso_y, tuple(labels))
