@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 
-from app import plots
+from app import contours, plots
 from app.panels.base import Panel
 from core.landscape import LandscapeParams
 
@@ -137,11 +137,9 @@ class LandscapePanel(Panel):
                                         interactive=False)
         self.colorbar.setImageItem(self.surface_image, insert_in=plot.getPlotItem())
         self.colorbar.axis.enableAutoSIPrefix(False)   # "log10 loss (x0.001)" with ticks of ±500 misleads
-        self.contours = []
-        for _ in range(CONTOURS):
-            iso = pg.IsocurveItem(level=0.0, pen=pg.mkPen("#ffffff", width=1.2))
-            iso.setParentItem(self.surface_image)
-            self.contours.append(iso)
+        # in the image's pixel coordinates, like the image itself
+        self.contours = pg.PlotCurveItem(pen=pg.mkPen("#ffffff", width=1.2), connect="finite")
+        self.contours.setParentItem(self.surface_image)
         self.path_line = plot.plot([], [], pen=pg.mkPen("#E69F00", width=2.5),
                                    symbol="o", symbolSize=6, symbolBrush="#E69F00", symbolPen=None)
         self.trained_point = pg.ScatterPlotItem([0.0], [0.0], symbol="star", size=20, brush="#D55E00",
@@ -349,10 +347,10 @@ class LandscapePanel(Panel):
         self.colorbar.setLevels((lo, hi))
         self.colorbar.axis.setLabel("log<sub>10</sub> loss" if self.params.log_loss else "loss",
                                     **plots.label_style())
-        for i, iso in enumerate(self.contours):
-            level = lo + (hi - lo) * (i + 0.5) / CONTOURS
-            iso.setData(image)
-            iso.setLevel(level)
+        lines = [contours.segments(image, lo + (hi - lo) * (i + 0.5) / CONTOURS) for i in range(CONTOURS)]
+        # value [i, j] is drawn at the centre of pixel (i, j)
+        self.contours.setData(0.5 + np.concatenate([x for x, _ in lines]),
+                              0.5 + np.concatenate([y for _, y in lines]), connect="finite")
         if r.path is not None:
             self.path_line.setData(r.path[:, 0], r.path[:, 1])
             plots.set_label(self.plots["surface"], "bottom", f"PCA direction 1 ({100 * r.explained[0]:.0f} % of the "
