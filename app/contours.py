@@ -62,12 +62,10 @@ def segments(z: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
         px = [e[1].ravel()[cells] for e in edges]
         py = [e[2].ravel()[cells] for e in edges]
         # centre on a's side: corners b and d are cut off (bottom–right, top–left); else a and c
-        for p, q, r, s in ((0, 1, 2, 3), (0, 3, 1, 2)):
-            pick = like_a if (p, q) == (0, 1) else ~like_a
-            xs.append((px[p][pick], px[q][pick]))
-            ys.append((py[p][pick], py[q][pick]))
-            xs.append((px[r][pick], px[s][pick]))
-            ys.append((py[r][pick], py[s][pick]))
+        for pick, pairs in ((like_a, ((0, 1), (2, 3))), (~like_a, ((0, 3), (1, 2)))):
+            for e1, e2 in pairs:
+                xs.append((px[e1][pick], px[e2][pick]))
+                ys.append((py[e1][pick], py[e2][pick]))
     if not xs:
         return np.zeros(0), np.zeros(0)
     return _interleave(xs), _interleave(ys)

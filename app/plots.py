@@ -759,28 +759,6 @@ def _run_fits() -> None:
         _fit_timer[0].start(0)
 
 
-def paint_in_turns(widgets) -> None:
-    """Let the visible ``widgets`` paint one per turn of the event loop, their repaints held until their
-    turn: Qt paints every dirty widget of a window in one pass, and a page of six plots (15–35 ms of axis
-    text each) that all changed at once would freeze the window for the sum."""
-    held = [w for w in widgets if w.isVisible() and w.updatesEnabled()]
-    if len(held) < 2:
-        return
-    for w in held[1:]:
-        w.setUpdatesEnabled(False)
-
-    def release():
-        while held:
-            w = held.pop(0)
-            if shiboken6.isValid(w) and not w.updatesEnabled():
-                w.setUpdatesEnabled(True)       # queues its repaint: it paints before the next release
-                break
-        if held:
-            QTimer.singleShot(0, release)
-
-    QTimer.singleShot(0, release)
-
-
 def fits_pending() -> bool:
     """Whether a plot's fit is still to come (its own timer running, or queued)."""
     return bool(_fit_queue) or any(shiboken6.isValid(w) and w.eoc_fit_timer.isActive() for w in _plots)

@@ -578,7 +578,6 @@ class OptimizersPanel(Panel):
         quad = p.view == "quadratics"
         if self.pages.currentIndex() != (0 if quad else 1):
             self.pages.setCurrentIndex(0 if quad else 1)
-            plots.paint_in_turns([w for w, *_ in self._page_cells[self.pages.currentIndex()]])
         for i in range(self.pages.count()):       # the hidden page must not set the stack's minimum size
             policy = QSizePolicy.Policy.Expanding if i == self.pages.currentIndex() else QSizePolicy.Policy.Ignored
             self.pages.widget(i).setSizePolicy(policy, policy)
@@ -685,7 +684,6 @@ class OptimizersPanel(Panel):
                     label=f"{len(p.chosen)} optimisers and batch norm on {p.data}")
 
     def _draw_networks(self, frame: dict) -> None:
-        plots.paint_in_turns([w for w, *_ in self._page_cells[1]])
         if "compare" in frame:
             self._draw_compare(frame["compare"])
         if "bn" in frame:
