@@ -576,8 +576,7 @@ class OptimizersPanel(Panel):
     def update_visibility(self) -> None:
         p = self.params
         quad = p.view == "quadratics"
-        if self.pages.currentIndex() != (0 if quad else 1):
-            self.pages.setCurrentIndex(0 if quad else 1)
+        self.pages.setCurrentIndex(0 if quad else 1)
         for i in range(self.pages.count()):       # the hidden page must not set the stack's minimum size
             policy = QSizePolicy.Policy.Expanding if i == self.pages.currentIndex() else QSizePolicy.Policy.Ignored
             self.pages.widget(i).setSizePolicy(policy, policy)

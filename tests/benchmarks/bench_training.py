@@ -95,9 +95,10 @@ def _batched_rows() -> list[Row]:
         import torch
         import torch.nn.functional as F
 
-        shapes = [(128, 64), (128, 128), (10, 128)]
-        ws = [torch.randn(8, o, i, requires_grad=True) for o, i in shapes]
-        bs = [torch.zeros(8, 1, o, requires_grad=True) for o, _ in shapes]
+        spec = nets.DIGITS_MLP        # ReLU between its layers
+        sizes = (spec.inputs, *spec.widths, spec.outputs)
+        ws = [torch.randn(8, o, i, requires_grad=True) for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
+        bs = [torch.zeros(8, 1, o, requires_grad=True) for o in sizes[1:]]
         x, y = digits.x_train, digits.y_train
         ticks = EPOCHS * -(-digits.n_train // 64)
         index = torch.randint(0, digits.n_train, (8, 64))
@@ -105,8 +106,8 @@ def _batched_rows() -> list[Row]:
             h = x[index]
             for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
                 h = torch.baddbmm(b, h, w.transpose(1, 2))
-                h = torch.relu(h) if i < 2 else h
-            loss = F.cross_entropy(h.reshape(-1, 10), y[index].reshape(-1))
+                h = torch.relu(h) if i < len(ws) - 1 else h
+            loss = F.cross_entropy(h.reshape(-1, spec.outputs), y[index].reshape(-1))
             torch.autograd.grad(loss, ws + bs)
 
     many, many_cpu = wall_and_cpu(batched, repeat=3)
