@@ -149,6 +149,9 @@ def load(name: str, *, seed: int = 0, test_fraction: float = 0.25, **kw) -> Data
         hit = _cache.get(key)
     if hit is not None:
         return hit
+    # torch before scikit-learn: sklearn's first import runs scipy.stats, which asks the torch module for
+    # Tensor, and fails while another thread is still importing torch; `import torch` waits for it.
+    import torch  # noqa: F401
     if name == "digits":
         if kw:
             raise DataError(f"digits takes no options, got {', '.join(kw)}")

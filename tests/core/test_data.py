@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,3 +203,56 @@ def test_bad_idx_files_are_refused_naming_file_and_problem(tmp_path, case):
     with pytest.raises(DataError) as err:
         data.load_idx(ip, lp)
     assert message in str(err.value)
+
+
+# Another thread is importing torch and has not yet reached ``torch.Tensor`` (a loader holds it at torch._C
+# until this thread's load is over, or 3 s) while this thread loads the digits. scikit-learn's import runs
+# scipy.stats, whose array-API helpers ask the half-made torch module for ``Tensor``: the CI failure of
+# 2026-12-01 ("partially initialized module 'torch' has no attribute 'Tensor'", from the Signal
+# Propagation panel's trainability job). load() must wait for torch's import instead.
+_RACE = r"""
+import sys, threading
+from importlib.machinery import PathFinder
+
+from core import data
+
+loaded = threading.Event()
+
+class Held:
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        loaded.wait(3.0)
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+
+class HoldTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name != "torch._C":
+            return None
+        spec = PathFinder.find_spec(name, path, target)
+        spec.loader = Held(spec.loader)
+        return spec
+
+sys.meta_path.insert(0, HoldTorch())
+importer = threading.Thread(target=lambda: __import__("torch"))
+importer.start()
+while "torch" not in sys.modules:
+    pass
+try:
+    digits = data.load("digits")
+finally:
+    loaded.set()
+importer.join()
+print(len(digits.x_train) + len(digits.x_test))
+"""
+
+
+def test_digits_load_while_another_thread_imports_torch():
+    out = subprocess.run([sys.executable, "-c", _RACE], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "1797"
