@@ -77,6 +77,9 @@ def image_array(image) -> np.ndarray:
 def grab(panel, plot: str | None = None, width: int = 1280):
     """One frame: plot ``plot`` exported ``width`` pixels wide, or the whole panel as on screen."""
     if plot is None:
+        from app import plots
+
+        plots.release_held()
         return image_array(panel.grab().toImage())
     from pyqtgraph.exporters import ImageExporter
 

@@ -21,6 +21,10 @@ from app import plots as plotting
 MIN_CELL = {False: (270, 230), True: (400, 320)}
 
 
+#: How long after a layout (its plots' fits done) :meth:`PlotGrid.check_overflow` looks at its width.
+OVERFLOW_CHECK_MS = 60
+
+
 def min_cell() -> tuple[int, int]:
     return MIN_CELL[plotting.style()["presentation"]]
 
@@ -60,6 +64,15 @@ class PlotGrid(QScrollArea):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.relayout)
+        #: At most this many columns (None: the panel's own) since the last change of width: set when the
+        #: plots' laid-out labels and legends turned out wider than the area (see :meth:`check_overflow`).
+        self._cap: int | None = None
+        self._width = -1
+        self._overflow_timer = QTimer(self)
+        self._overflow_timer.setSingleShot(True)
+        self._overflow_timer.timeout.connect(self._check_overflow)
+        # plots.fit asks for a check when a plot's labels made it need more room than it had
+        self.eoc_check_overflow = self.check_overflow
 
     # -- what the panel put in the grid ---------------------------------------------------------
     def _take_stock(self) -> None:
@@ -91,7 +104,24 @@ class PlotGrid(QScrollArea):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        if event.size().width() != self._width:
+            self._width = event.size().width()
+            self._cap = None
         self.schedule()
+
+    def check_overflow(self) -> None:
+        """Soon (once the plots' fits of this turn are done), see whether the grid is wider than the area."""
+        self._overflow_timer.start(OVERFLOW_CHECK_MS)
+
+    def _check_overflow(self) -> None:
+        """Where the plots' labels and legends, as laid out, make the grid wider than the area, take one
+        column fewer (until the width changes) rather than scroll sideways."""
+        if self.mode == "focus" or not self.isVisible():
+            return
+        columns = self.shape()[1] if self.mode == "grid" else int(self.mode.split()[1])
+        if columns > 1 and self.body.minimumSizeHint().width() > self.viewport().width():
+            self._cap = columns - 1
+            self.relayout()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -107,7 +137,7 @@ class PlotGrid(QScrollArea):
         column = max([min_cell()[0]] + [p.widget.minimumSizeHint().width() for p in self._placed
                                         if p.colspan == 1 and not p.widget.isHidden()
                                         and not isinstance(p.widget, plotting.pg.PlotWidget)])
-        return max(1, min(cols, (width + spacing) // (column + spacing)))
+        return max(1, min(cols, self._cap or cols, (width + spacing) // (column + spacing)))
 
     def relayout(self) -> None:
         """Show the panel's layout if every cell gets a readable size; otherwise reflow."""
@@ -130,6 +160,7 @@ class PlotGrid(QScrollArea):
         else:
             self._arrange(self._placed, k)
             self.mode = f"reflow {k}"
+        self.check_overflow()
 
     def _readable_minimum(self) -> None:
         """Every plot under this area (nested ones included) at least :func:`min_cell`, the focused

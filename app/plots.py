@@ -268,9 +268,22 @@ def fit(widget: pg.PlotWidget) -> None:
         # Wrapped to the last word, the plot still needs more room: the widget grows (the panel's
         # plot area scrolls) rather than cut the plot's edge off.
         widget.setMinimumSize(max(need_w, widget.minimumWidth()), max(need_h, widget.minimumHeight()))
+        _check_overflow(widget)
     if abs(item.geometry().width() - widget.range.width()) > 0.5 or \
             abs(item.geometry().height() - widget.range.height()) > 0.5:
         item.setGeometry(widget.range)
+
+
+def _check_overflow(widget) -> None:
+    """Tell the plot grid holding ``widget`` (app.plot_grid, found by duck typing: it imports this module)
+    that a plot grew, so that it can take fewer columns rather than scroll sideways."""
+    parent = widget.parentWidget()
+    while parent is not None:
+        check = getattr(parent, "eoc_check_overflow", None)
+        if check is not None:
+            check()
+            return
+        parent = parent.parentWidget()
 
 
 def plot_minimum(widget) -> tuple[int, int]:
@@ -757,6 +770,49 @@ def _run_fits() -> None:
             fit(widget)
     if _fit_queue:
         _fit_timer[0].start(0)
+
+
+#: Between one plot's turn to paint and the next: longer than the ~5 ms Qt waits between a repaint request
+#: and the window's repaint, so that the plot released before has painted, alone, when the next is released.
+PAINT_TURN_MS = 8
+_held: list = []
+_held_timer: list[QTimer] = []
+
+
+def paint_in_turns(widgets) -> None:
+    """Let the visible ``widgets``, whose data just changed, repaint one per turn of the event loop, the
+    others' repaints held until their turn: Qt repaints every changed widget of a window in one pass, and
+    six plots (each 10–80 ms while a worker thread competes for the interpreter lock) would freeze the
+    window for the sum. (It cannot split the pass that first shows a page: Qt paints a page it shows
+    whole, held widgets included.)"""
+    fresh = [w for w in widgets if w.isVisible() and w.updatesEnabled()]
+    for w in fresh[0 if _held else 1:]:
+        w.setUpdatesEnabled(False)
+        _held.append(w)
+    if _held:
+        if not _held_timer:
+            timer = QTimer()
+            timer.setSingleShot(True)
+            timer.timeout.connect(_release_one)
+            _held_timer.append(timer)
+        if not _held_timer[0].isActive():
+            _held_timer[0].start(PAINT_TURN_MS)
+
+
+def _release_one() -> None:
+    while _held:
+        w = _held.pop(0)
+        if shiboken6.isValid(w) and not w.updatesEnabled():
+            w.setUpdatesEnabled(True)       # queues its repaint
+            break
+    if _held:
+        _held_timer[0].start(PAINT_TURN_MS)
+
+
+def release_held() -> None:
+    """Let every held plot repaint now (before grabbing a window's pixels, which skips held widgets)."""
+    while _held:
+        _release_one()
 
 
 def fits_pending() -> bool:

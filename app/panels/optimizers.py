@@ -327,6 +327,11 @@ def sweeps_job(seed: int = 0):
 
 # -- the panel ------------------------------------------------------------------------------------
 
+#: The plots each part of a networks frame redraws.
+FRAME_PLOTS = {"compare": ("loss", "accuracy"), "bn": ("bn_loss", "bn_spread"), "ls": ("sweep_least_squares",),
+               "digits": ("sweep_digits",)}
+
+
 class OptimizersPanel(Panel):
     name = "optimizers"
     title = "Optimizers"
@@ -683,6 +688,7 @@ class OptimizersPanel(Panel):
                     label=f"{len(p.chosen)} optimisers and batch norm on {p.data}")
 
     def _draw_networks(self, frame: dict) -> None:
+        plots.paint_in_turns([self.plots[key] for part in frame for key in FRAME_PLOTS.get(part, ())])
         if "compare" in frame:
             self._draw_compare(frame["compare"])
         if "bn" in frame:

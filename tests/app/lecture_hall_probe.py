@@ -39,6 +39,11 @@ def measure(panel) -> tuple[list[str], dict]:
 
     problems, numbers = [], {"overlap": {}, "cells": {}}
     cell_w, cell_h = min_cell()
+    grid = panel.plot_grid
+    columns = grid.shape()[1] if grid.mode == "grid" else int(grid.mode.split()[1]) if grid.mode != "focus" else 1
+    if columns > 1 and grid.body.minimumSizeHint().width() > grid.viewport().width():
+        problems.append(f"{panel.name}: {columns} columns need {grid.body.minimumSizeHint().width()} px and scroll "
+                        f"sideways in {grid.viewport().width()} px")
     for key, widget in panel.plots.items():
         if not hasattr(widget, "getPlotItem") or not widget.isVisible():
             continue  # (a plot on a page not shown shows nothing that could be cut)
@@ -91,7 +96,8 @@ def settle(app, panel, first: bool, draw_s: float) -> None:
     quiet, end = 0, time.monotonic() + 5.0
     while quiet < 4 and time.monotonic() < end:  # resize → fit (a zero timer) → relayout → fit …
         app.processEvents()
-        quiet = 0 if plots.fits_pending() or panel.plot_grid._timer.isActive() else quiet + 1
+        grid = panel.plot_grid
+        quiet = 0 if plots.fits_pending() or grid._timer.isActive() or grid._overflow_timer.isActive() else quiet + 1
         time.sleep(0.003)
 
 
@@ -129,6 +135,7 @@ def main(argv: list[str]) -> int:
 
     app = QApplication(sys.argv[:1])
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder / "settings"))
+    from app import plots
     from app.panels import PANELS
     from app.runner import Runner
     from app.window import MainWindow
@@ -168,6 +175,7 @@ def main(argv: list[str]) -> int:
                 report["modes"][f"{mode}:{name}"] = f"{grid.mode} in {grid.viewport().width()} px"
                 if shots is not None:
                     shots.mkdir(parents=True, exist_ok=True)
+                    plots.release_held()
                     window.grab().save(str(shots / f"{name}_{width}x{height}_dpr{dpr:g}_{mode}.png"))
                 for key in list(panel._job_keys):
                     window.runner.cancel(key)

@@ -186,3 +186,27 @@ def test_a_colour_bars_axis_makes_room_for_its_label_in_presentation_mode(qtbot)
         assert label.left() >= ticks_right - 1                     # the label lies beyond the tick labels
     finally:
         plots.set_style(presentation=False)
+
+
+def test_plots_whose_labels_need_more_room_take_fewer_columns_not_a_sideways_scroll(qtbot):
+    from PySide6.QtWidgets import QGridLayout
+
+    from app.plot_grid import PlotGrid
+
+    grid = QGridLayout()
+    widgets = [plots.make_plot(f"plot {i}", "x", "y") for i in range(6)]
+    for i, w in enumerate(widgets):
+        grid.addWidget(w, i // 3, i % 3)
+    area = PlotGrid(grid)
+    qtbot.addWidget(area)
+    area.resize(1000, 700)
+    area.show()
+    qtbot.waitExposed(area)
+    qtbot.waitUntil(lambda: area.mode == "grid")
+    for w in widgets:      # what fit found their labels and legends need: three in a row are 1,200+ px
+        w.eoc_need = (400, 120)
+    area.relayout()
+    qtbot.waitUntil(lambda: area.mode == "reflow 2", timeout=2000)
+    assert area.body.minimumSizeHint().width() <= area.viewport().width()
+    area.resize(1400, 700)  # a wider area: the panel's own three columns again
+    qtbot.waitUntil(lambda: area.mode == "grid", timeout=2000)

@@ -83,3 +83,47 @@ def test_data_pixels_reads_step_histograms_by_their_bin_centres(qtbot):
     widget.getPlotItem().vb.setRange(xRange=(0, 2), yRange=(0, 2), padding=0)
     px, py = plots.data_pixels(widget.getPlotItem())
     assert px.size > 0 and np.all(np.isfinite(px)) and np.all(np.isfinite(py))
+
+
+def test_plots_whose_data_changed_together_repaint_one_per_turn(qtbot):
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QHBoxLayout, QWidget
+
+    class PaintLog(QObject):
+        def __init__(self):
+            super().__init__()
+            self.painted: list[int] = []
+
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint:
+                self.painted.append(obj.parent().eoc_index)
+            return False
+
+    window = QWidget()
+    row = QHBoxLayout(window)
+    widgets = [plots.make_plot(f"plot {i}", "x", "y") for i in range(3)]
+    log = PaintLog()
+    for i, w in enumerate(widgets):
+        row.addWidget(w)
+        w.eoc_index = i
+        w.viewport().installEventFilter(log)
+    qtbot.addWidget(window)
+    window.resize(900, 300)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.wait(50)
+
+    log.painted.clear()
+    plots.paint_in_turns(widgets)
+    for i, w in enumerate(widgets):
+        w.plot([0.0, 1.0], [float(i), 2.0])
+    assert [w.updatesEnabled() for w in widgets] == [True, False, False]
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets), timeout=2000)
+    qtbot.wait(4 * plots.PAINT_TURN_MS)
+    # each plot first repainted in its own turn, in order (the first at once, the held ones when let go)
+    first = [log.painted.index(i) for i in range(3)]
+    assert first == sorted(first) and log.painted[0] == 0
+
+    plots.paint_in_turns(widgets)
+    plots.release_held()
+    assert all(w.updatesEnabled() for w in widgets)

@@ -97,7 +97,10 @@ def _batched_rows() -> list[Row]:
 
         spec = nets.DIGITS_MLP        # ReLU between its layers
         sizes = (spec.inputs, *spec.widths, spec.outputs)
-        ws = [torch.randn(8, o, i, requires_grad=True) for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
+        # He-scaled as the nets are: unscaled weights blow the logits up and the backward pass then runs on
+        # denormal gradients, several times slower, which would raise this floor
+        ws = [(torch.randn(8, o, i) * (2 / i) ** 0.5).requires_grad_() for i, o in zip(sizes[:-1], sizes[1:],
+                                                                                       strict=True)]
         bs = [torch.zeros(8, 1, o, requires_grad=True) for o in sizes[1:]]
         x, y = digits.x_train, digits.y_train
         ticks = EPOCHS * -(-digits.n_train // 64)
