@@ -751,13 +751,18 @@ def _queue_fit(widget: pg.PlotWidget) -> None:
     """Fit ``widget`` in a later turn of the event loop, a few plots per turn: a panel's plots all fitted
     in one turn (each ~10 ms of text layout) would freeze the window for a tenth of a second."""
     _fit_queue[id(widget)] = widget
-    if not _fit_timer:
+    _start_once(_fit_timer, _run_fits, 0)
+
+
+def _start_once(holder: list[QTimer], slot, ms: int) -> None:
+    """Start the single-shot timer kept in ``holder`` (made on first use) unless it is already running."""
+    if not holder:
         timer = QTimer()
         timer.setSingleShot(True)
-        timer.timeout.connect(_run_fits)
-        _fit_timer.append(timer)
-    if not _fit_timer[0].isActive():
-        _fit_timer[0].start(0)
+        timer.timeout.connect(slot)
+        holder.append(timer)
+    if not holder[0].isActive():
+        holder[0].start(ms)
 
 
 def _run_fits() -> None:
@@ -790,13 +795,7 @@ def paint_in_turns(widgets) -> None:
         w.setUpdatesEnabled(False)
         _held.append(w)
     if _held:
-        if not _held_timer:
-            timer = QTimer()
-            timer.setSingleShot(True)
-            timer.timeout.connect(_release_one)
-            _held_timer.append(timer)
-        if not _held_timer[0].isActive():
-            _held_timer[0].start(PAINT_TURN_MS)
+        _start_once(_held_timer, _release_one, PAINT_TURN_MS)
 
 
 def _release_one() -> None:
