@@ -257,6 +257,8 @@ def _plan_sums(plan, base, dirs, coef, x, y):
         first += base[b0]
         along += torch.stack([d[b0] for d in dirs])[:, None, :]
     first, along = first.reshape(1, -1), along.reshape(k, -1)
+    lifted = torch.cat([first, along])       # [1, c] @ lifted: the first layer at a chunk's points, one GEMM
+    ones = torch.ones(coef.shape[0], 1, dtype=coef.dtype, device=coef.device)
     layers = [(_Stack(base[w], [d[w] for d in dirs]), None if b is None else _Stack(base[b], [d[b] for d in dirs]),
                post, skip) for w, b, post, skip in plan[1:]]
     widths = [width0] + [s.shape[0] for s, *_ in layers]
@@ -276,9 +278,7 @@ def _plan_sums(plan, base, dirs, coef, x, y):
         for s in range(0, cg.shape[0], chunk):
             c = cg[s:s + chunk]
             p = c.shape[0]
-            h = torch.addcmul(first, c[:, :1], along[:1], out=pool[0][:p * n * width0].view(p, -1))
-            for j in range(1, k):
-                h.addcmul_(c[:, j:j + 1], along[j:j + 1])
+            h = torch.mm(torch.cat([ones[:p], c], 1), lifted, out=pool[0][:p * n * width0].view(p, -1))
             h = h.view(p, n, width0)
             if post0 is not None:
                 h = post0(h)

@@ -342,6 +342,17 @@ def test_slq_density_integrates_to_one_and_its_mean_is_the_trace(small_problem):
     assert abs(trace - np.trace(h)) <= 3.5 * trace_err
 
 
+def test_slq_in_float32_gives_the_float64_density(small_problem):
+    model, data, _, _ = small_problem
+    single = L.hessian_density(model, data, n_vectors=4, steps=30, seed=3, dtype=torch.float32)
+    double = L.hessian_density(model, data, n_vectors=4, steps=30, seed=3)
+    # the same Gauss rules: float32 products move the extreme nodes and the mean by ~1e-6 of the spread
+    spread = double.nodes.max() - double.nodes.min()
+    for a, b in ((single.nodes.min(), double.nodes.min()), (single.nodes.max(), double.nodes.max()),
+                 (single.mean, double.mean)):
+        assert abs(a - b) <= 1e-4 * spread
+
+
 def test_seeded_results_repeat(small_problem):
     model, data, _, _ = small_problem
     a = L.hessian_density(model, data, n_vectors=2, steps=20, seed=4)
