@@ -149,6 +149,10 @@ class MapResult:
     labels: tuple[tuple[float, float, float], ...]   # (αL, β, ρ) where each line is labelled
 
 
+#: Heights (β) at which an iso-rate line's label may sit on the momentum map.
+LABEL_HEIGHTS = (0.12, 0.28, 0.44, 0.6, 0.76, 0.9)
+
+
 def map_job(p: OptimizersParams) -> MapResult:
     m = Q.momentum_map(*spectrum_of(p), size=MAP_SIZE)
     a = m.alpha * m.L
@@ -161,12 +165,14 @@ def map_job(p: OptimizersParams) -> MapResult:
         xs.append(x)
         ys.append(y)
         if np.isfinite(x).any():
-            # label each line on its left branch, at heights spread apart so the labels never collide
-            want = 0.12 + 0.16 * len(labels)
+            # places for the line's label on its left branch: first at a height of its own (spread apart
+            # level by level), then the others nearest to it, for the panel to take the first with room
+            want = 0.12 + 0.16 * len(levels[:levels.index(level)])
             left = np.isfinite(x) & (x < m.alpha_opt * m.L)
             pick = np.flatnonzero(left) if left.any() else np.flatnonzero(np.isfinite(x))
-            i = pick[int(np.argmin(np.abs(y[pick] - want)))]
-            labels.append((float(x[i]), float(y[i]), level))
+            for height in sorted(LABEL_HEIGHTS, key=lambda h: abs(h - want)):
+                i = pick[int(np.argmin(np.abs(y[pick] - height)))]
+                labels.append((float(x[i]), float(y[i]), level))
     iso_x = np.concatenate(xs) if xs else np.zeros(0)
     iso_y = np.concatenate(ys) if ys else np.zeros(0)
     return MapResult(m, iso_x, iso_y, tuple(labels))
@@ -766,29 +772,46 @@ class OptimizersPanel(Panel):
         self.map_image.setImage(img.T, autoLevels=False, levels=(lo, float(np.nanmax(img))), lut=self.map_lut)
         self.map_image.eoc_name = "log10(1 - rho)"
         self.map_iso.setData(r.iso_x, r.iso_y, connect="finite")
-        kept: list = []
-        for label in r.labels:       # a label a tenth of the map from every other: none covers another
-            if all(abs(label[0] - k[0]) / 4 + abs(label[1] - k[1]) > 0.14 for k in kept):
-                kept.append(label)
-        for t, label in zip(self.map_iso_text, (*kept, *[None] * len(self.map_iso_text)), strict=False):
-            if label is None:
-                t.setText("")
-            else:
-                t.setText(f"ρ = {label[2]:g}")
-                t.setPos(label[0], label[1])
         L = m.L
+        self.map_opt_text.setText(f"Polyak: ρ = {m.rate_opt:.3f}")
+        self.map_opt_text.setPos(m.alpha_opt * L, m.beta_opt)
+        self._label_levels(r.labels)
         a0, a1 = m.alpha[0] * L, m.alpha[-1] * L
         da = (a1 - a0) / (m.alpha.size - 1)
         self.map_image.setRect(a0 - da / 2, 0.0, a1 - a0 + da, 1.0)
         beta = np.linspace(0, 1, 50)
         self.map_edge.setData(2 + 2 * beta, beta)
         self.map_opt.setData([m.alpha_opt * L], [m.beta_opt])
-        self.map_opt_text.setText(f"Polyak: ρ = {m.rate_opt:.3f}")
-        self.map_opt_text.setPos(m.alpha_opt * L, m.beta_opt)
         self.map_edge_text.setPos(3.4, 0.2)
         self.plots["momentum_map"].getPlotItem().setRange(xRange=(0, 4), yRange=(0, 1), padding=0)
         plots.set_title(self.plots["momentum_map"], f"Heavy ball, κ = {L / m.mu:.4g}")
         self.mark_rendered()
+
+    def _label_levels(self, labels) -> None:
+        """Write ρ on its iso-rate line where the label covers no other text on the map, as drawn now (the
+        text grows with presentation mode while the map does not): a level that finds no room stays unlabelled."""
+        plot = self.plots["momentum_map"].getPlotItem()
+        plot.setRange(xRange=(0, 4), yRange=(0, 1), padding=0)
+        laid_out = plot.vb.width() > 20
+        taken = [t.sceneBoundingRect() for t in (self.map_opt_text, self.map_edge_text, self.map_marker.label())]
+        kept: list = []
+        done: set = set()
+        for x, y, level in labels:       # each level's places, its own height first
+            if len(kept) == len(self.map_iso_text):
+                break
+            if level in done or not laid_out and any(abs(x - k[0]) / 4 + abs(y - k[1]) <= 0.14 for k in kept):
+                continue      # (not yet laid out: a tenth of the map from every other label)
+            t = self.map_iso_text[len(kept)]
+            t.setText(f"ρ = {level:g}")
+            t.setPos(x, y)
+            box = t.sceneBoundingRect()
+            if laid_out and any(box.intersects(other) for other in taken):
+                continue
+            taken.append(box)
+            kept.append((x, y))
+            done.add(level)
+        for t in self.map_iso_text[len(kept):]:
+            t.setText("")
 
     def _draw_rates(self, r: RatesResult) -> None:
         for n in RATE_METHODS:

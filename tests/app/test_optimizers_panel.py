@@ -233,3 +233,23 @@ def test_double_click_enlarges_a_plot_of_its_page_and_again_puts_it_back(qtbot, 
     assert panel.focused_plot() is None
     qtbot.waitUntil(lambda: {k for k, w in panel.plots.items() if w.isVisible()} == shown)
     qtbot.waitUntil(lambda: widget.width() < 0.6 * page.width())
+
+
+def test_the_momentum_maps_labels_never_cover_one_another_even_in_presentation_mode(qtbot):
+    from app import plots
+
+    plots.set_style(presentation=True)
+    try:
+        p, runner = open_panel(qtbot, OptimizersPanel, steps=200)
+        p.resize(1000, 560)       # a 1280×720 projector's panel, text at presentation size
+        qtbot.wait(300)
+        p._draw_map(OP.map_job(p.params))
+        texts = [t for t in (*p.map_iso_text, p.map_opt_text, p.map_edge_text, p.map_marker.label())
+                 if t.toPlainText()]
+        assert sum(t in p.map_iso_text for t in texts) >= 2            # some levels still labelled
+        boxes = [t.sceneBoundingRect() for t in texts]
+        for i, a in enumerate(boxes):
+            assert not any(a.intersects(b) for b in boxes[i + 1:]), texts[i].toPlainText()
+        close_panel(runner)
+    finally:
+        plots.set_style(presentation=False)
