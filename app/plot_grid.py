@@ -230,6 +230,10 @@ class PlotGrid(QScrollArea):
                 self.grid.setRowStretch(r, s)
             for c, s in self._stretch[1].items():
                 self.grid.setColumnStretch(c, s)
+            if not any(self.grid.columnStretch(c) for c in range(columns)):
+                # no stretch set: Qt would give all the spare width to one column's expanding plots
+                for c in range(columns):
+                    self.grid.setColumnStretch(c, 1)
         else:
             n_rows = max((r + rs for _p, r, _c, rs, _cs in cells), default=1)
             for r in range(n_rows):

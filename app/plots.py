@@ -74,6 +74,7 @@ def make_plot(title: str, x_label: str, y_label: str, *, x_units: str | None = N
     for side, text, units in (("bottom", x_label, x_units), ("left", y_label, y_units)):
         item.getAxis(side).eoc_label, item.getAxis(side).eoc_units = text, units or ""
     item.setLogMode(x=log_x, y=log_y)
+    _readable_log_ticks(widget)
     item.showGrid(x=True, y=True)
     for name in ("bottom", "left"):
         axis = item.getAxis(name)
@@ -112,6 +113,62 @@ class _LazyMenuViewBox(pg.ViewBox):
 
 
 _progressive = [0]
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _tick_text(k: int, m: int, powers: bool = False) -> str:
+    """m × 10^k as a lecture hall reads it: 0.02, 5, 300; 10⁻⁵ and 2·10⁶ beyond that, and on every
+    label of an axis (``powers``) that reaches beyond it, so that one axis does not mix 0.01 with 10⁻⁵."""
+    if -3 <= k <= 3 and not powers:
+        return f"{m * 10.0 ** k:.{max(0, -k)}f}"
+    if k == 0 and m == 1:
+        return "1"
+    power = "10" + str(k).translate(_SUPERSCRIPT)
+    return power if m == 1 else f"{m}·{power}"
+
+
+def log_ticks(lo: float, hi: float) -> list:
+    """Ticks for a log axis showing log₁₀ values lo … hi: at most ~8 labelled decades; 2 and 5 (and 3)
+    labelled too on short ranges, where pyqtgraph's own labels of 2 … 9 pile up."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [[], []]
+    span = hi - lo
+    step = max(1, math.ceil(span / 8))
+    labelled = (1, 2, 3, 5) if span < 1.0 else (1, 2, 5) if span < 2.5 else (1,)
+    major, minor = [], []
+    powers = lo < -3 or hi >= 4
+    for k in range(math.floor(lo), math.ceil(hi) + 1):
+        for m in range(1, 10):
+            v = k + math.log10(m)
+            if not lo <= v <= hi:
+                continue
+            if m == 1 and k % step == 0 or m in labelled and m > 1:
+                major.append((v, _tick_text(k, m, powers)))
+            elif span < 6:
+                minor.append((v, ""))
+    return [major, minor]
+
+
+def _readable_log_ticks(widget: pg.PlotWidget) -> None:
+    """Re-tick each log axis of ``widget`` on every range change with :func:`log_ticks` (a linear axis
+    keeps pyqtgraph's own ticks; an axis may be switched between the two later)."""
+    item = widget.getPlotItem()
+    view = item.getViewBox()
+
+    def update(*_):
+        for index, name in enumerate(("bottom", "left")):
+            axis = item.getAxis(name)
+            if axis.logMode:
+                axis.setTicks(log_ticks(*view.viewRange()[index]))
+                axis.eoc_log_ticks = True
+            elif getattr(axis, "eoc_log_ticks", False):
+                axis.setTicks(None)
+                axis.eoc_log_ticks = False
+
+    view.sigRangeChanged.connect(update)
+    update()
 
 
 @contextmanager
@@ -260,7 +317,7 @@ def fit(widget: pg.PlotWidget) -> None:
     # A label that was wider before it wrapped has widened the plot item past its widget, and pyqtgraph
     # sets the item's geometry only when the widget is resized: give it the widget's room back.
     fit_legend(widget)
-    need_w, need_h = plot_minimum(widget)
+    need_w, need_h = _width_with_narrowest_title(widget), plot_minimum(widget)[1]
     laid_out = widget.isVisible() and room > 40
     if laid_out:
         widget.eoc_need = (need_w, need_h)  # the plot grid keeps at least this (see plot_grid)
@@ -284,6 +341,24 @@ def _check_overflow(widget) -> None:
             check()
             return
         parent = parent.parentWidget()
+
+
+def _width_with_narrowest_title(widget) -> int:
+    """The width the plot needs with its title wrapped to the last word (three lines at most), not as
+    wrapped for the room it has now: a title unwrapped in a wide cell must not hold the cell that wide
+    when the grid would share the room out again."""
+    item = widget.getPlotItem()
+    label, shown = item.titleLabel, getattr(item, "eoc_title_shown", None)
+    text = getattr(item, "eoc_title", "")
+    if not text or shown is None or not label.isVisible():
+        return plot_minimum(widget)[0]
+    narrowest = wrap_html(text, shown[1], 1.0)
+    if narrowest == shown[0]:
+        return plot_minimum(widget)[0]
+    label.setText(narrowest, color=shown[2], size=f"{shown[1]}pt")
+    width = plot_minimum(widget)[0]
+    label.setText(shown[0], color=shown[2], size=f"{shown[1]}pt")
+    return width
 
 
 def plot_minimum(widget) -> tuple[int, int]:

@@ -162,11 +162,6 @@ class SpectraPanel(Panel):
         un.getPlotItem().setRange(xRange=(0.0, UNIVERSAL_X[-1]), yRange=(0.0, UNIVERSAL_TOP), padding=0)
         self.add_plot("universality", un, 2, 2)
 
-        for key in ("moments_gaussian", "moments_orthogonal", "singular_values", "isometry"):
-            _readable_log_ticks(self.plots[key], "bottom")
-        for key in ("moments_gaussian", "moments_orthogonal", "singular_values"):
-            _readable_log_ticks(self.plots[key], "left")
-        _readable_log_ticks(self.plots["spectrum"], "bottom")
         for col in range(3):
             self.grid.setColumnStretch(col, 1)
         for row in range(3):
@@ -525,52 +520,6 @@ def _moments_title(weights: str, simulated: bool) -> str:
     return f"Moments · {name} W" + ("" if simulated else " (theory)")
 
 
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def _tick_text(k: int, m: int) -> str:
-    """m × 10^k as a lecture hall reads it: 0.02, 5, 300; 10⁻⁵ and 2·10⁶ beyond that."""
-    if -3 <= k <= 3:
-        return f"{m * 10.0 ** k:.{max(0, -k)}f}"
-    power = "10" + str(k).translate(_SUPERSCRIPT)
-    return power if m == 1 else f"{m}·{power}"
-
-
-def log_ticks(lo: float, hi: float) -> list:
-    """Ticks for a log axis showing log₁₀ values lo … hi: at most ~8 labelled decades; 2 and 5 (and 3)
-    labelled too on short ranges, where pyqtgraph's own labels of 2 … 9 pile up."""
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return [[], []]
-    span = hi - lo
-    step = max(1, math.ceil(span / 8))
-    labelled = (1, 2, 3, 5) if span < 1.0 else (1, 2, 5) if span < 2.5 else (1,)
-    major, minor = [], []
-    for k in range(math.floor(lo), math.ceil(hi) + 1):
-        for m in range(1, 10):
-            v = k + math.log10(m)
-            if not lo <= v <= hi:
-                continue
-            if m == 1 and k % step == 0 or m in labelled and m > 1:
-                major.append((v, _tick_text(k, m)))
-            elif span < 6:
-                minor.append((v, ""))
-    return [major, minor]
-
-
-def _readable_log_ticks(plot, axis_name: str) -> None:
-    """Re-tick a log axis on every range change (linear axes keep pyqtgraph's own ticks)."""
-    item = plot.getPlotItem()
-    axis = item.getAxis(axis_name)
-    index = 0 if axis_name == "bottom" else 1
-
-    def update(*_):
-        if axis.logMode:
-            axis.setTicks(log_ticks(*item.getViewBox().viewRange()[index]))
-        else:
-            axis.setTicks(None)
-
-    item.getViewBox().sigRangeChanged.connect(update)
-    update()
 
 
 def _fit_log_y(plot, series: list, room: float = 0.4) -> None:
