@@ -250,7 +250,8 @@ class PropagationPanel(Panel):
         self.critical.eoc_role = ("reference",)
         self.marker = pg.TargetItem(pos=(self.params.sigma_w, self.params.sigma_b), size=18, movable=True,
                                     pen=pg.mkPen("#D55E00", width=3), label="drag me",
-                                    labelOpts={"color": "#D55E00", "offset": (12, -12)})
+                                    # above right: σ_b usually sits near the map's bottom edge
+                                    labelOpts={"color": "#D55E00", "offset": (12, 14)})
         self.marker.sigPositionChanged.connect(self._marker_moved)
         phase.addItem(self.marker)
         phase.getPlotItem().setRange(xRange=(SIGMA_W_GRID[0], SIGMA_W_GRID[-1]),
