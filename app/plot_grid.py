@@ -118,10 +118,16 @@ class PlotGrid(QScrollArea):
         column fewer (until the width changes) rather than scroll sideways."""
         if self.mode == "focus" or not self.isVisible():
             return
-        columns = self.shape()[1] if self.mode == "grid" else int(self.mode.split()[1])
+        columns = self.columns_shown()
         if columns > 1 and self.body.minimumSizeHint().width() > self.viewport().width():
             self._cap = columns - 1
             self.relayout()
+
+    def columns_shown(self) -> int:
+        """Columns of plots on show: the panel's own, a reflow's, or 1 for a focused plot."""
+        if self.mode == "focus":
+            return 1
+        return self.shape()[1] if self.mode == "grid" else int(self.mode.split()[1])
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

@@ -317,7 +317,8 @@ def fit(widget: pg.PlotWidget) -> None:
     # A label that was wider before it wrapped has widened the plot item past its widget, and pyqtgraph
     # sets the item's geometry only when the widget is resized: give it the widget's room back.
     fit_legend(widget)
-    need_w, need_h = _width_with_narrowest_title(widget), plot_minimum(widget)[1]
+    need_w, need_h = plot_minimum(widget)
+    need_w = _width_with_narrowest_title(widget, need_w)
     laid_out = widget.isVisible() and room > 40
     if laid_out:
         widget.eoc_need = (need_w, need_h)  # the plot grid keeps at least this (see plot_grid)
@@ -343,18 +344,18 @@ def _check_overflow(widget) -> None:
         parent = parent.parentWidget()
 
 
-def _width_with_narrowest_title(widget) -> int:
+def _width_with_narrowest_title(widget, width: int) -> int:
     """The width the plot needs with its title wrapped to the last word (three lines at most), not as
-    wrapped for the room it has now: a title unwrapped in a wide cell must not hold the cell that wide
-    when the grid would share the room out again."""
+    wrapped for the room it has now (``width``): a title unwrapped in a wide cell must not hold the cell
+    that wide when the grid would share the room out again."""
     item = widget.getPlotItem()
     label, shown = item.titleLabel, getattr(item, "eoc_title_shown", None)
     text = getattr(item, "eoc_title", "")
     if not text or shown is None or not label.isVisible():
-        return plot_minimum(widget)[0]
+        return width
     narrowest = wrap_html(text, shown[1], 1.0)
     if narrowest == shown[0]:
-        return plot_minimum(widget)[0]
+        return width
     label.setText(narrowest, color=shown[2], size=f"{shown[1]}pt")
     width = plot_minimum(widget)[0]
     label.setText(shown[0], color=shown[2], size=f"{shown[1]}pt")

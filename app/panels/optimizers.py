@@ -159,7 +159,7 @@ def map_job(p: OptimizersParams) -> MapResult:
     da, db = a[1] - a[0], m.beta[1] - m.beta[0]
     xs, ys, labels = [], [], []
     levels = [lv for lv in MAP_LEVELS if lv > m.rate_opt + 0.2 * (1 - m.rate_opt)][:4]
-    for level in levels:
+    for j, level in enumerate(levels):
         u, v = contours.segments(m.rate.T, level)
         x, y = a[0] + u * da, m.beta[0] + v * db
         xs.append(x)
@@ -167,7 +167,7 @@ def map_job(p: OptimizersParams) -> MapResult:
         if np.isfinite(x).any():
             # places for the line's label on its left branch: first at a height of its own (spread apart
             # level by level), then the others nearest to it, for the panel to take the first with room
-            want = 0.12 + 0.16 * len(levels[:levels.index(level)])
+            want = 0.12 + 0.16 * j
             left = np.isfinite(x) & (x < m.alpha_opt * m.L)
             pick = np.flatnonzero(left) if left.any() else np.flatnonzero(np.isfinite(x))
             for height in sorted(LABEL_HEIGHTS, key=lambda h: abs(h - want)):
@@ -773,8 +773,10 @@ class OptimizersPanel(Panel):
         self.map_image.eoc_name = "log10(1 - rho)"
         self.map_iso.setData(r.iso_x, r.iso_y, connect="finite")
         L = m.L
+        self.plots["momentum_map"].getPlotItem().setRange(xRange=(0, 4), yRange=(0, 1), padding=0)
         self.map_opt_text.setText(f"Polyak: ρ = {m.rate_opt:.3f}")
         self.map_opt_text.setPos(m.alpha_opt * L, m.beta_opt)
+        self.map_edge_text.setPos(3.4, 0.2)
         self._label_levels(r.labels)
         a0, a1 = m.alpha[0] * L, m.alpha[-1] * L
         da = (a1 - a0) / (m.alpha.size - 1)
@@ -782,17 +784,13 @@ class OptimizersPanel(Panel):
         beta = np.linspace(0, 1, 50)
         self.map_edge.setData(2 + 2 * beta, beta)
         self.map_opt.setData([m.alpha_opt * L], [m.beta_opt])
-        self.map_edge_text.setPos(3.4, 0.2)
-        self.plots["momentum_map"].getPlotItem().setRange(xRange=(0, 4), yRange=(0, 1), padding=0)
         plots.set_title(self.plots["momentum_map"], f"Heavy ball, κ = {L / m.mu:.4g}")
         self.mark_rendered()
 
     def _label_levels(self, labels) -> None:
         """Write ρ on its iso-rate line where the label covers no other text on the map, as drawn now (the
         text grows with presentation mode while the map does not): a level that finds no room stays unlabelled."""
-        plot = self.plots["momentum_map"].getPlotItem()
-        plot.setRange(xRange=(0, 4), yRange=(0, 1), padding=0)
-        laid_out = plot.vb.width() > 20
+        laid_out = self.plots["momentum_map"].getPlotItem().vb.width() > 20
         taken = [t.sceneBoundingRect() for t in (self.map_opt_text, self.map_edge_text, self.map_marker.label())]
         kept: list = []
         done: set = set()

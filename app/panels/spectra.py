@@ -520,8 +520,6 @@ def _moments_title(weights: str, simulated: bool) -> str:
     return f"Moments · {name} W" + ("" if simulated else " (theory)")
 
 
-
-
 def _fit_log_y(plot, series: list, room: float = 0.4) -> None:
     """Fit a log y axis to the data, leaving the top ``room`` of the height free for the legend."""
     values = [np.log10(np.asarray(y, float)) for y in series if y is not None and len(y)]

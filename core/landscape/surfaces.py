@@ -239,7 +239,7 @@ def _plan_sums(plan, base, dirs, coef, x, y):
     """Loss and correct-count sums over (x, y) for every row of ``coef``, layer by layer as batched matmuls.
 
     The first layer is exact by linearity: its pre-activations at every point are ``[1, c] @ [XWᵀ + b;
-    XD_kᵀ + d_k]``, one K+1-term addmm per chunk, so X is multiplied by weights only K + 1 times for the
+    XD_kᵀ + d_k]``, one GEMM of inner size K + 1 per chunk, so X is multiplied by weights only K + 1 times for the
     whole grid. Later layers are ``bmm`` over the chunk's stacked weights (formed a group at a time by one
     addmm per parameter). Chunks are a few points (``CHUNK_BYTES`` of activations, cache-resident: bmm runs
     at ~1.5× the rate it has on chunks that spill to memory), written into buffers reused chunk to chunk;
@@ -256,8 +256,7 @@ def _plan_sums(plan, base, dirs, coef, x, y):
     if b0 is not None:
         first += base[b0]
         along += torch.stack([d[b0] for d in dirs])[:, None, :]
-    first, along = first.reshape(1, -1), along.reshape(k, -1)
-    lifted = torch.cat([first, along])       # [1, c] @ lifted: the first layer at a chunk's points, one GEMM
+    lifted = torch.cat([first.reshape(1, -1), along.reshape(k, -1)])   # [1, c] @ lifted: a chunk's first layer
     ones = torch.ones(coef.shape[0], 1, dtype=coef.dtype, device=coef.device)
     layers = [(_Stack(base[w], [d[w] for d in dirs]), None if b is None else _Stack(base[b], [d[b] for d in dirs]),
                post, skip) for w, b, post, skip in plan[1:]]

@@ -40,7 +40,7 @@ def measure(panel) -> tuple[list[str], dict]:
     problems, numbers = [], {"overlap": {}, "cells": {}}
     cell_w, cell_h = min_cell()
     grid = panel.plot_grid
-    columns = grid.shape()[1] if grid.mode == "grid" else int(grid.mode.split()[1]) if grid.mode != "focus" else 1
+    columns = grid.columns_shown()
     if columns > 1 and grid.body.minimumSizeHint().width() > grid.viewport().width():
         problems.append(f"{panel.name}: {columns} columns need {grid.body.minimumSizeHint().width()} px and scroll "
                         f"sideways in {grid.viewport().width()} px")
