@@ -118,6 +118,10 @@ class PlotGrid(QScrollArea):
         column fewer (until the width changes) rather than scroll sideways."""
         if self.mode == "focus" or not self.isVisible():
             return
+        if plotting.fits_pending():        # the plots' needs are not yet those of the current style
+            self.check_overflow()
+            return
+        self._readable_minimum()          # minimums from those needs, not from before a restyle
         columns = self.columns_shown()
         if columns > 1 and self.body.minimumSizeHint().width() > self.viewport().width():
             self._cap = columns - 1
