@@ -63,7 +63,7 @@ def make_plot(title: str, x_label: str, y_label: str, *, x_units: str | None = N
     """A styled plot widget; labels may use HTML (σ<sub>w</sub>); ``legend`` names its corner or is None."""
     if _progressive[0]:
         _serve_events()
-    widget = pg.PlotWidget(viewBox=_LazyMenuViewBox())
+    widget = _TurnTakingPlot(viewBox=_LazyMenuViewBox())
     if _progressive[0]:
         _serve_events()
     widget.setMinimumSize(260, 200)
@@ -93,6 +93,22 @@ def make_plot(title: str, x_label: str, y_label: str, *, x_units: str | None = N
     timer.timeout.connect(lambda: _queue_fit(widget))
     item.vb.sigResized.connect(lambda *_: schedule_fit(widget, full=True))
     return widget
+
+
+class _TurnTakingPlot(pg.PlotWidget):
+    """A plot that, shown together with others (a tab's or a page's first look, focus mode's way back),
+    paints in a turn of the event loop of its own (:func:`paint_in_turns`): Qt paints every widget a show
+    exposes in one pass, and the nine plots of a panel (10–50 ms each) would freeze the window for the sum."""
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not event.spontaneous():
+            _take_turn(self)
+
+    def paintEvent(self, event) -> None:
+        # Qt paints a widget it shows even with its updates disabled: a held plot is painted when let go
+        if self.updatesEnabled():
+            super().paintEvent(event)
 
 
 class _LazyMenuViewBox(pg.ViewBox):
@@ -864,14 +880,31 @@ def paint_in_turns(widgets) -> None:
     """Let the visible ``widgets``, whose data just changed, repaint one per turn of the event loop, the
     others' repaints held until their turn: Qt repaints every changed widget of a window in one pass, and
     six plots (each 10–80 ms while a worker thread competes for the interpreter lock) would freeze the
-    window for the sum. (It cannot split the pass that first shows a page: Qt paints a page it shows
-    whole, held widgets included.)"""
-    fresh = [w for w in widgets if w.isVisible() and w.updatesEnabled()]
-    for w in fresh[0 if _held else 1:]:
-        w.setUpdatesEnabled(False)
-        _held.append(w)
-    if _held:
-        _start_once(_held_timer, _release_one, PAINT_TURN_MS)
+    window for the sum."""
+    for w in widgets:
+        if w.isVisible() and w not in _held:
+            _take_turn(w)
+
+
+_turn_taken = [False]
+
+
+def _take_turn(widget) -> None:
+    """Paint ``widget`` in this turn if no plot has yet, else hold it (updates off) until its own turn."""
+    if not _held and not _turn_taken[0]:
+        _turn_taken[0] = True
+        QTimer.singleShot(0, _next_turn)
+        return
+    if widget not in _held:
+        # set on the plot itself even where a parent has updates off for now (QStackedLayout switching a
+        # page): a parent's setUpdatesEnabled(True) would otherwise let it paint with the rest
+        widget.setUpdatesEnabled(False)
+        _held.append(widget)
+    _start_once(_held_timer, _release_one, PAINT_TURN_MS)
+
+
+def _next_turn() -> None:
+    _turn_taken[0] = False
 
 
 def _release_one() -> None:
@@ -891,8 +924,9 @@ def release_held() -> None:
 
 
 def fits_pending() -> bool:
-    """Whether a plot's fit is still to come (its own timer running, or queued)."""
-    return bool(_fit_queue) or any(shiboken6.isValid(w) and w.eoc_fit_timer.isActive() for w in _plots)
+    """Whether a plot's fit is still to come: its own timer running, or queued, or the plot held from
+    painting (:func:`paint_in_turns`; its first paint sizes its axes to their tick labels, which asks for one)."""
+    return bool(_fit_queue) or bool(_held) or any(shiboken6.isValid(w) and w.eoc_fit_timer.isActive() for w in _plots)
 
 
 def schedule_fit(widget: pg.PlotWidget, full: bool = False) -> None:

@@ -85,18 +85,22 @@ def test_data_pixels_reads_step_histograms_by_their_bin_centres(qtbot):
     assert px.size > 0 and np.all(np.isfinite(px)) and np.all(np.isfinite(py))
 
 
-def test_plots_whose_data_changed_together_repaint_one_per_turn(qtbot):
+def _three_plots_in_a_row(qtbot):
+    """A window of three plots (not shown yet) and a log of the plots that really painted, with times
+    (a held plot is sent its paint event but paints nothing)."""
+    import time
+
     from PySide6.QtCore import QEvent, QObject
     from PySide6.QtWidgets import QHBoxLayout, QWidget
 
     class PaintLog(QObject):
         def __init__(self):
             super().__init__()
-            self.painted: list[int] = []
+            self.painted: list[tuple[int, float]] = []
 
         def eventFilter(self, obj, event):
-            if event.type() == QEvent.Type.Paint:
-                self.painted.append(obj.parent().eoc_index)
+            if event.type() == QEvent.Type.Paint and obj.parent().updatesEnabled():
+                self.painted.append((obj.parent().eoc_index, time.perf_counter()))
             return False
 
     window = QWidget()
@@ -109,9 +113,60 @@ def test_plots_whose_data_changed_together_repaint_one_per_turn(qtbot):
         w.viewport().installEventFilter(log)
     qtbot.addWidget(window)
     window.resize(900, 300)
+    return window, widgets, log
+
+
+def _first_paints(log) -> list[tuple[int, float]]:
+    firsts: dict[int, float] = {}
+    for i, t in log.painted:
+        firsts.setdefault(i, t)
+    return sorted(firsts.items(), key=lambda item: item[1])
+
+
+def test_plots_shown_together_paint_one_per_turn(qtbot):
+    # a tab's first show: Qt would paint all of its plots in one pass
+    window, widgets, log = _three_plots_in_a_row(qtbot)
+    window.show()
+    assert [w.updatesEnabled() for w in widgets] == [True, False, False]
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and len(_first_paints(log)) == 3,
+                    timeout=2000)
+    firsts = _first_paints(log)
+    assert [i for i, _ in firsts] == [0, 1, 2]
+    # each in a turn of its own: the timer between turns separates them
+    gaps_ms = [1000 * (b[1] - a[1]) for a, b in zip(firsts, firsts[1:], strict=False)]
+    assert min(gaps_ms) >= plots.PAINT_TURN_MS / 2
+    assert not plots.fits_pending()
+
+
+def test_plots_on_a_page_switched_to_paint_one_per_turn(qtbot):
+    # QStackedLayout turns the stack's updates off while it switches pages, so the page's plots are shown
+    # with updates off: they must still be held, not painted together when the stack turns them back on
+    from PySide6.QtWidgets import QLabel, QStackedWidget
+
+    page, widgets, log = _three_plots_in_a_row(qtbot)
+    stack = QStackedWidget()
+    stack.addWidget(QLabel("first page"))
+    stack.addWidget(page)
+    qtbot.addWidget(stack)
+    stack.resize(900, 300)
+    stack.show()
+    qtbot.waitExposed(stack)
+    qtbot.wait(4 * plots.PAINT_TURN_MS)
+    stack.setCurrentIndex(1)
+    assert [w.updatesEnabled() for w in widgets] == [True, False, False]
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and len(_first_paints(log)) == 3,
+                    timeout=2000)
+    firsts = _first_paints(log)
+    assert [i for i, _ in firsts] == [0, 1, 2]
+    assert min(1000 * (b[1] - a[1]) for a, b in zip(firsts, firsts[1:], strict=False)) >= plots.PAINT_TURN_MS / 2
+
+
+def test_plots_whose_data_changed_together_repaint_one_per_turn(qtbot):
+    window, widgets, log = _three_plots_in_a_row(qtbot)
     window.show()
     qtbot.waitExposed(window)
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets), timeout=2000)   # the first show's turns
+    qtbot.wait(4 * plots.PAINT_TURN_MS)
 
     log.painted.clear()
     plots.paint_in_turns(widgets)
@@ -121,8 +176,7 @@ def test_plots_whose_data_changed_together_repaint_one_per_turn(qtbot):
     qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets), timeout=2000)
     qtbot.wait(4 * plots.PAINT_TURN_MS)
     # each plot first repainted in its own turn, in order (the first at once, the held ones when let go)
-    first = [log.painted.index(i) for i in range(3)]
-    assert first == sorted(first) and log.painted[0] == 0
+    assert [i for i, _ in _first_paints(log)] == [0, 1, 2] and log.painted[0][0] == 0
 
     plots.paint_in_turns(widgets)
     plots.release_held()
