@@ -8,6 +8,7 @@ message names the field and the problem; nothing is applied until the whole file
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -168,13 +169,18 @@ class Preset:
 def presets(panel: str) -> list[Preset]:
     """The lecture presets shipped in resources/presets for ``panel``, sorted by file name."""
     out = []
-    folder = resources.files("resources") / "presets"
-    for item in sorted(folder.iterdir(), key=lambda p: p.name):
-        if not item.name.endswith(".json"):
-            continue
-        doc = parse_json(item.read_text(encoding="utf-8"), f"preset {item.name}")
+    for file_name, doc in _preset_documents():
         if doc.get("panel") != panel:
             continue
-        name, params = params_from_document(doc, f"preset {item.name}")
-        out.append(Preset(doc.get("title", item.name[:-5]), name, params, doc.get("notes", "")))
+        name, params = params_from_document(doc, f"preset {file_name}")
+        out.append(Preset(doc.get("title", file_name[:-5]), name, params, doc.get("notes", "")))
     return out
+
+
+@functools.cache
+def _preset_documents() -> tuple[tuple[str, dict], ...]:
+    """Every shipped preset file's name and JSON document, read once (each tab's first show asks for its
+    own, and reading all ~45 files each time cost the GUI 20–50 ms)."""
+    folder = resources.files("resources") / "presets"
+    return tuple((item.name, parse_json(item.read_text(encoding="utf-8"), f"preset {item.name}"))
+                 for item in sorted(folder.iterdir(), key=lambda p: p.name) if item.name.endswith(".json"))
