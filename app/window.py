@@ -41,6 +41,8 @@ from app.runner import Job, Runner
 from core.params import Params
 
 DEVICE_PROBE_DELAY_MS = 3000
+#: The runner key of the imports made ahead of the other tabs' first show (after the device probe).
+WARM_UP_JOB = "app:warm-up"
 #: The keys a presenter's clicker sends, and the deck step each one takes.
 DECK_KEYS = {Qt.Key.Key_PageDown: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_PageUp: -1, Qt.Key.Key_Left: -1}
 #: The window's size on a screen with room for it; smaller screens get it maximised.
@@ -60,6 +62,23 @@ def _device_description() -> str:
     from core import device
 
     return device.describe()
+
+
+def _warm_up() -> None:
+    """Import, in a worker while the first tab is looked at, every panel and engine module and what a
+    first training step imports (``core.training.prepare``): an import holds the interpreter lock for
+    stretches of 100–200 ms, which froze the window when a tab's first show or first job paid for it."""
+    import importlib
+    import pkgutil
+
+    import core
+    from app import panels
+    from core.training import prepare
+
+    for package in (panels, core):
+        for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            importlib.import_module(module.name)
+    prepare()
 
 
 class _Panels(Mapping):
@@ -137,7 +156,7 @@ class MainWindow(QMainWindow):
         self._tab_changed(self.tabs.currentIndex())
         # torch takes ~2 s to import: find the device only once the first plots are up.
         QTimer.singleShot(DEVICE_PROBE_DELAY_MS, self, lambda: self.runner.submit(
-            Job("app:device", _device_description, on_result=self._set_device, label="device")))
+            Job("app:device", _device_description, on_result=self._device_found, label="device")))
 
     def fit_to_screen(self, screen=None) -> None:
         """Open at the preferred size where the screen's available area has room for it (centred),
@@ -291,6 +310,10 @@ class MainWindow(QMainWindow):
 
     def _set_device(self, text: str) -> None:
         self.device_label.setText(f"device: {text}")
+
+    def _device_found(self, text: str) -> None:
+        self._set_device(text)
+        self.runner.submit(Job(WARM_UP_JOB, _warm_up, label="warming up"))
 
     def _job_done(self, key: str, label: str, seconds: float, device: str) -> None:
         if key.startswith("app:"):
