@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent
+from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtWidgets import QGridLayout, QSizePolicy, QStackedWidget, QWidget
 
 from app import contours, plots
@@ -333,6 +333,9 @@ def sweeps_job(seed: int = 0):
 
 # -- the panel ------------------------------------------------------------------------------------
 
+#: What draws each part of a networks frame, one per turn of the event loop.
+FRAME_DRAWS = {"compare": ("_draw_compare_loss", "_draw_compare_accuracy"), "bn": ("_draw_bn",),
+               "ls": ("_draw_ls_sweep",), "digits": ("_draw_digits_sweep",)}
 #: The plots each part of a networks frame redraws.
 FRAME_PLOTS = {"compare": ("loss", "accuracy"), "bn": ("bn_loss", "bn_spread"), "ls": ("sweep_least_squares",),
                "digits": ("sweep_digits",)}
@@ -682,6 +685,7 @@ class OptimizersPanel(Panel):
         """(Re)start the optimiser comparison and the batch-norm comparison for the current parameters."""
         p = self.params
         self._stale_nets = False
+        self._runs_started += 1
         for item in (*self.loss_items.values(), *self.acc_items.values(), *self.bn_loss, *self.bn_spread,
                      *self.bn_spread0):
             item.setData([], [])
@@ -694,27 +698,36 @@ class OptimizersPanel(Panel):
                     label=f"{len(p.chosen)} optimisers and batch norm on {p.data}")
 
     def _draw_networks(self, frame: dict) -> None:
+        """Draw a networks frame one part per turn of the event loop (a part's first drawing, with its
+        legend, is 20–40 ms while the training worker competes for the interpreter lock)."""
         plots.paint_in_turns([self.plots[key] for part in frame for key in FRAME_PLOTS.get(part, ())])
-        if "compare" in frame:
-            self._draw_compare(frame["compare"])
-        if "bn" in frame:
-            self._draw_bn(frame["bn"])
-        if "ls" in frame:
-            self._draw_ls_sweep(frame["ls"])
-        if "digits" in frame:
-            self._draw_digits_sweep(frame["digits"])
-            if not any(np.isnan(v).any() for v in frame["digits"].values()):
-                self._sweeps_done = True
+        steps = [(part, draw) for part in FRAME_PLOTS if part in frame for draw in FRAME_DRAWS[part]]
+        self._draw_parts(frame, steps, self._runs_started)
+
+    def _draw_parts(self, frame: dict, steps: list[tuple[str, str]], run: int) -> None:
+        if run != self._runs_started:       # a part left over from a run since restarted or cancelled
+            return
+        (part, draw), rest = steps[0], steps[1:]
+        getattr(self, draw)(frame[part])
+        if part == "digits" and not any(np.isnan(v).any() for v in frame["digits"].values()):
+            self._sweeps_done = True
+        if rest:
+            QTimer.singleShot(0, self, lambda: self._draw_parts(frame, rest, run))
+
+    #: Counts the networks runs started and stopped, so that a frame's parts still to draw know theirs.
+    _runs_started = 0
 
     def _training_stale(self) -> None:
         if self.runner.is_busy(self.job_key("networks")):
             self.runner.cancel(self.job_key("networks"))
+        self._runs_started += 1
         self._stale_nets = True
         plots.set_title(self.plots["loss"], "Press Train")
         plots.set_title(self.plots["bn_loss"], "Press Train")
 
     def cancel(self) -> None:
         super().cancel()
+        self._runs_started += 1
         plots.set_title(self.plots["loss"], "Cancelled")
         plots.set_title(self.plots["bn_loss"], "Cancelled")
 
@@ -834,32 +847,39 @@ class OptimizersPanel(Panel):
             self.kappa_dots[n].setData(r.kappa, r.measured[n])
         self.mark_rendered()
 
-    def _draw_compare(self, curves) -> None:
+    def _draw_compare_loss(self, curves) -> None:
         p = self.params
         notes = []
         top = 0
         for c, name in zip(curves, p.chosen, strict=False):
             ok = np.isfinite(c.train_loss) & (c.train_loss > 0)
             self.loss_items[name].setData(c.step[ok], c.train_loss[ok])
-            okc = np.isfinite(c.test_accuracy)
-            self.acc_items[name].setData(c.step[okc], c.test_accuracy[okc])
-            label = LABELS[name] + (" (diverged)" if c.note else "")
-            _legend_entry(self.plots["accuracy"], self.acc_items[name], label)
             if c.note:
                 notes.append(f"{c.label}: {c.note}")
             top = max(top, c.step[-1] if c.step.size else 0)
         for n in NAMES:
             if n not in p.chosen:
                 self.loss_items[n].setData([], [])
-                self.acc_items[n].setData([], [])
-                _legend_entry(self.plots["accuracy"], self.acc_items[n], None)
         _fit_log_range(self.plots["loss"], [c.train_loss for c in curves])
         self._set_notice("compare", "; ".join(notes))
         done = all(c.done for c in curves)
         plots.set_title(self.plots["loss"], f"Loss on {p.data}" + ("" if done else "…"))
         self.plots["loss"].getPlotItem().setXRange(0, p.train_steps, padding=0.02)
-        self.plots["accuracy"].getPlotItem().setXRange(0, p.train_steps, padding=0.02)
         self.set_progress(min(top / max(p.train_steps, 1), 1.0))
+        self.mark_rendered()
+
+    def _draw_compare_accuracy(self, curves) -> None:
+        p = self.params
+        for c, name in zip(curves, p.chosen, strict=False):
+            okc = np.isfinite(c.test_accuracy)
+            self.acc_items[name].setData(c.step[okc], c.test_accuracy[okc])
+            label = LABELS[name] + (" (diverged)" if c.note else "")
+            _legend_entry(self.plots["accuracy"], self.acc_items[name], label)
+        for n in NAMES:
+            if n not in p.chosen:
+                self.acc_items[n].setData([], [])
+                _legend_entry(self.plots["accuracy"], self.acc_items[n], None)
+        self.plots["accuracy"].getPlotItem().setXRange(0, p.train_steps, padding=0.02)
         self.mark_rendered()
 
     def _draw_ls_sweep(self, item) -> None:
