@@ -363,7 +363,7 @@ class LandscapePanel(Panel):
             plots.set_label(self.plots["surface"], "left", "β along d<sub>2</sub>")
         item = self.plots["surface"].getPlotItem()
         item.setRange(xRange=(a[0] - da / 2, a[-1] + da / 2), yRange=(b[0] - db / 2, b[-1] + db / 2), padding=0)
-        size = f"{a.size}²" + ("" if r.final else " preview")
+        size = f"{a.size}²" + ("" if r.final else f" preview ({r.samples} samples)")
         plots.set_title(self.plots["surface"], f"{self.params.model}, {size} in {r.seconds:.1f} s")
         self.show_notice(r.note)
 

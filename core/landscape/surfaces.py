@@ -372,7 +372,7 @@ def has_batch_norm(model: torch.nn.Module) -> bool:
 
 
 def evaluate(model: torch.nn.Module, data, directions, coefficients, *, base=None, split: str = "train",
-             bn: str = "eval", device=None) -> Evaluation:
+             bn: str = "eval", device=None, samples: int | None = None) -> Evaluation:
     """Loss and accuracy of every parameter set θ_p = base + Σ_k coefficients[p, k] directions[k].
 
     Parameters
@@ -387,6 +387,9 @@ def evaluate(model: torch.nn.Module, data, directions, coefficients, *, base=Non
     base : list of tensors, optional
     bn : {"eval", "recompute"}
     device : torch device, optional (CUDA when present)
+    samples : int, optional
+        Evaluate the split's first ``samples`` only (all when None or more): the splits are shuffled and
+        stratified, so these are a random sample of it (the panel's quick preview).
 
     Returns
     -------
@@ -405,6 +408,10 @@ def evaluate(model: torch.nn.Module, data, directions, coefficients, *, base=Non
     if coef.ndim != 2 or coef.shape[1] != len(dirs) or not torch.isfinite(coef).all():
         raise ValueError(f"coefficients must be a finite (points, {len(dirs)}) array, got shape {tuple(coef.shape)}")
     x, y = data_arrays(data, split)
+    if samples is not None:
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"samples must be a positive whole number, got {samples!r}")
+        x, y = x[:samples], y[:samples]
     x, y = x.to(dev, dtype), y.to(dev)
     plan = None if has_batch_norm(work) else linear_plan(work)
     data_chunk = x.shape[0] if bn == "recompute" and has_batch_norm(work) else DATA_CHUNK
@@ -463,23 +470,23 @@ def as_directions(directions) -> list:
 
 
 def evaluate_surface(model, data, directions, span=(-1.0, 1.0), steps: int = 51, *, span_y=None,
-                     split: str = "train", bn: str = "eval", device=None) -> Surface:
+                     split: str = "train", bn: str = "eval", device=None, samples: int | None = None) -> Surface:
     """L(θ + α d₁) on ``steps`` points of ``span``, or L(θ + α d₁ + β d₂) on a ``steps`` × ``steps`` grid.
 
     Li et al. 2018, §3 (1-D plots) and eq. (1) (2-D contour plots). ``span_y`` (default ``span``) is the
-    range of β. See :func:`evaluate` for ``data``, ``split``, ``bn`` and ``device``.
+    range of β. See :func:`evaluate` for ``data``, ``split``, ``bn``, ``device`` and ``samples``.
     """
     directions = as_directions(directions)
     lo, hi = check_span(span)
     steps = check_steps(steps)
     alphas = np.linspace(lo, hi, steps)
     if len(directions) == 1:
-        e = evaluate(model, data, directions, alphas[:, None], split=split, bn=bn, device=device)
+        e = evaluate(model, data, directions, alphas[:, None], split=split, bn=bn, device=device, samples=samples)
         return Surface(alphas, None, e.loss, e.accuracy, e.masked, e.seconds, e.device)
     ylo, yhi = check_span(span if span_y is None else span_y)
     betas = np.linspace(ylo, yhi, steps)
     grid = np.stack(np.meshgrid(alphas, betas, indexing="ij"), axis=-1).reshape(-1, 2)
-    e = evaluate(model, data, directions, grid, split=split, bn=bn, device=device)
+    e = evaluate(model, data, directions, grid, split=split, bn=bn, device=device, samples=samples)
     shape = (steps, steps)
     acc = None if e.accuracy is None else e.accuracy.reshape(shape)
     return Surface(alphas, betas, e.loss.reshape(shape), acc, e.masked, e.seconds, e.device)

@@ -176,6 +176,14 @@ def test_the_surface_is_drawn_around_the_shared_digits_net(qtbot):
         close_panel(runner)
 
 
+def test_the_preview_frame_is_on_the_first_preview_samples_and_the_final_on_the_whole_split():
+    frames = [f for f in E.surface_frames("digits MLP", "random", 0, "filter", 1.0, 23, preview=21)
+              if isinstance(f, E.SurfaceResult)]
+    n = E.digits().n_train
+    assert [(f.alphas.size, f.samples, f.final) for f in frames] == [(21, min(E.PREVIEW_SAMPLES, n), False),
+                                                                    (23, n, True)]
+
+
 def test_replayed_training_path_ends_at_the_shared_net():
     shared = E.run(E.main_net())
     path = E.run(E.main_net(path=True))

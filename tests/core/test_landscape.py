@@ -139,6 +139,22 @@ def test_batched_surface_equals_point_by_point_evaluation():
     np.testing.assert_allclose(s.loss, _loop_surface(model, x, y, dirs, s.alphas, s.betas), rtol=1e-5)
 
 
+def test_surface_on_the_first_samples_equals_the_loop_over_those_samples():
+    # the panel's preview: the split's first ``samples`` only, exactly as the loop over them
+    x, y = _data(n=300)
+    model = _mlp((8, 16, 16, 4))
+    dirs = [L.filter_normalized_direction(model, 1), L.filter_normalized_direction(model, 2)]
+    part = L.evaluate_surface(model, (x, y), dirs, span=(-1, 1), steps=5, samples=120)
+    np.testing.assert_allclose(part.loss, _loop_surface(model, x[:120], y[:120], dirs, part.alphas, part.betas),
+                               rtol=1e-5)
+    whole = L.evaluate_surface(model, (x, y), dirs, span=(-1, 1), steps=5, samples=10_000)
+    np.testing.assert_allclose(whole.loss, _loop_surface(model, x, y, dirs, whole.alphas, whole.betas), rtol=1e-5)
+    assert np.abs(part.loss - whole.loss).max() > 1e-4       # a part of the data is not the whole
+    for bad in (0, -5, 2.5, True, "100"):
+        with pytest.raises(ValueError, match="samples"):
+            L.evaluate_surface(model, (x, y), dirs, steps=3, samples=bad)
+
+
 def test_generic_vmap_path_equals_the_fast_path_and_the_loop():
     class Wrapped(torch.nn.Module):     # not a chain the fast path knows: goes through functional_call + vmap
         def __init__(self, inner):
