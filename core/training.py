@@ -323,9 +323,12 @@ def _per_run(name: str, value, k: int) -> list:
 
 class _Group:
     """Runs sharing a batch size. Their parameters live in one ``(K_g, P)`` tensor whose row k is run k's
-    weights and biases, layer after layer (each layer a view ``(K_g, out, in)`` of it); run k's torch.optim
-    optimiser works on row k (a view of the same storage) with row k of the stacked gradient as its ``.grad``,
-    so K_g optimiser steps are K_g calls over one tensor each, whatever the depth."""
+    transposed weights and biases, layer after layer (each layer a view ``(K_g, in, out)`` of it); run k's
+    torch.optim optimiser works on row k (a view of the same storage) with row k of the stacked gradient as
+    its ``.grad``, so K_g optimiser steps are K_g calls over one tensor each, whatever the depth. Transposed,
+    because ``h @ Wᵀ``'s gradient with respect to ``Wᵀ`` comes out of autograd contiguous and goes into the
+    stacked gradient in one copy; every optimiser here works entry by entry (AdaGrad-Norm on the whole
+    norm), so the order of a row's entries changes nothing."""
 
     def __init__(self, runs, models, batch, n, device, optimizers, lrs, hypers, seeds, factors):
         import torch
@@ -338,7 +341,7 @@ class _Group:
         self.steps_per_epoch = math.ceil(n / batch)
         self.shapes = [tuple(lin.weight.shape) for lin in models[0].linears]
         with torch.no_grad():
-            rows = [torch.cat([t.detach().reshape(-1) for lin in m.linears for t in (lin.weight, lin.bias)])
+            rows = [torch.cat([t.detach().reshape(-1) for lin in m.linears for t in (lin.weight.T, lin.bias)])
                     for m in models]
             self.flat = torch.stack(rows).to(device)
         self.grad = torch.zeros_like(self.flat)
@@ -357,23 +360,22 @@ class _Group:
         self.position = 0
         self.n = n
         self.device = device
-        self.weights, self.biases = self.layers(self.flat)
-        grad_w, grad_b = self.layers(self.grad)
+        self.weights_t, self.biases = self.layers(self.flat)
         # the leaves autograd differentiates are views of ``flat``: no gradient ever goes through a slice
-        self.leaves = [t.requires_grad_(True) for pair in zip(self.weights, self.biases, strict=True) for t in pair]
-        self.leaf_grads = [t for pair in zip(grad_w, grad_b, strict=True) for t in pair]
+        self.leaves = [t.requires_grad_(True) for pair in zip(self.weights_t, self.biases, strict=True) for t in pair]
 
     def layers(self, flat):
-        """Per-layer views ``(K_g, out, in)`` and ``(K_g, out)`` of a ``(K_g, P)`` tensor."""
+        """Per-layer views ``(K_g, in, out)`` (the transposed weights) and ``(K_g, out)`` of a ``(K_g, P)``
+        tensor."""
         k = flat.shape[0]
-        weights, biases = [], []
+        weights_t, biases = [], []
         offset = 0
         for out, inp in self.shapes:
-            weights.append(flat[:, offset:offset + out * inp].view(k, out, inp))
+            weights_t.append(flat[:, offset:offset + out * inp].view(k, inp, out))
             offset += out * inp
             biases.append(flat[:, offset:offset + out])
             offset += out
-        return weights, biases
+        return weights_t, biases
 
     def set_lrs(self) -> None:
         """η_k for the next step: base η times the schedule's factor (what LambdaLR computes)."""
@@ -386,12 +388,12 @@ class _Group:
 
         h = x
         for i, skip in enumerate(skips):
-            z = torch.baddbmm(self.biases[i].unsqueeze(1), h, self.weights[i].transpose(1, 2)) if h.dim() == 3 \
-                else torch.matmul(h, self.weights[i].transpose(1, 2)) + self.biases[i].unsqueeze(1)
+            z = torch.baddbmm(self.biases[i].unsqueeze(1), h, self.weights_t[i]) if h.dim() == 3 \
+                else torch.matmul(h, self.weights_t[i]) + self.biases[i].unsqueeze(1)
             h = h + phi(z) if skip else phi(z)
         if h.dim() == 2:
-            return torch.matmul(h, self.weights[-1].transpose(1, 2)) + self.biases[-1].unsqueeze(1)
-        return torch.baddbmm(self.biases[-1].unsqueeze(1), h, self.weights[-1].transpose(1, 2))
+            return torch.matmul(h, self.weights_t[-1]) + self.biases[-1].unsqueeze(1)
+        return torch.baddbmm(self.biases[-1].unsqueeze(1), h, self.weights_t[-1])
 
     def next_batch(self, x, y):
         import torch
@@ -549,7 +551,8 @@ def train_many(models, data, *, optimizer="sgd", lr=None, epochs: int = 10, batc
         xb, yb = g.next_batch(x, y)
         losses = _stacked_losses(g.forward(xb, phi, skips), yb, data.task)
         grads = torch.autograd.grad(losses.sum(), g.leaves)
-        torch._foreach_copy_(g.leaf_grads, grads)
+        # row k of the stacked gradient is run k's, layer after layer as in ``flat``: one contiguous write
+        torch.cat([t.reshape(len(g.runs), -1) for t in grads], dim=1, out=g.grad)
         detached = losses.detach()
         finite = torch.isfinite(detached)
         steps[g.runs] += alive[g.runs]        # a frozen run's count stays at the step it diverged
@@ -598,7 +601,7 @@ def _write_back(groups, models) -> None:
         for g in groups:
             for j, k in enumerate(g.runs):
                 for i, lin in enumerate(models[k].linears):
-                    lin.weight.copy_(g.weights[i][j])
+                    lin.weight.copy_(g.weights_t[i][j].T)
                     lin.bias.copy_(g.biases[i][j])
 
 
