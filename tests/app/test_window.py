@@ -36,6 +36,25 @@ def test_every_tab_opens_and_unbuilt_ones_say_so(window, qtbot):
             assert "Not built yet" in texts
 
 
+def test_the_device_probe_is_followed_by_the_warm_up_of_every_module(window, qtbot):
+    import pkgutil
+    import sys
+
+    import core
+    from app import panels
+    from app.window import WARM_UP_JOB
+    from core import training
+
+    window._device_found("cpu")
+    assert window.device_label.text() == "device: cpu" and window.runner.is_busy(WARM_UP_JOB)
+    qtbot.waitUntil(lambda: not window.runner.is_busy(WARM_UP_JOB), timeout=120_000)
+    assert not window.last_error
+    expected = [m.name for package in (panels, core)
+                for m in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")]
+    assert len(expected) > 40 and [m for m in expected if m not in sys.modules] == []
+    assert training._prepared
+
+
 def test_menus_have_the_promised_actions_with_shortcuts(window):
     actions = {}
     for menu in window.menuBar().findChildren(QMenu):
