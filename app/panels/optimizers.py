@@ -801,9 +801,12 @@ class OptimizersPanel(Panel):
         self.mark_rendered()
 
     def _label_levels(self, labels) -> None:
-        """Write ρ on its iso-rate line where the label covers no other text on the map, as drawn now (the
-        text grows with presentation mode while the map does not): a level that finds no room stays unlabelled."""
-        laid_out = self.plots["momentum_map"].getPlotItem().vb.width() > 20
+        """Write ρ on its iso-rate line where the label lies inside the map and covers no other text on it, as
+        drawn now (the text grows with presentation mode while the map does not): a level that finds no room
+        stays unlabelled."""
+        view = self.plots["momentum_map"].getPlotItem().vb
+        laid_out = view.width() > 20
+        inside = view.sceneBoundingRect()
         taken = [t.sceneBoundingRect() for t in (self.map_opt_text, self.map_edge_text, self.map_marker.label())]
         kept: list = []
         done: set = set()
@@ -816,8 +819,8 @@ class OptimizersPanel(Panel):
             t.setText(f"ρ = {level:g}")
             t.setPos(x, y)
             box = t.sceneBoundingRect()
-            if laid_out and any(box.intersects(other) for other in taken):
-                continue
+            if laid_out and (not inside.contains(box) or any(box.intersects(other) for other in taken)):
+                continue      # over another text or over the axes
             taken.append(box)
             kept.append((x, y))
             done.add(level)

@@ -235,13 +235,14 @@ def test_double_click_enlarges_a_plot_of_its_page_and_again_puts_it_back(qtbot, 
     qtbot.waitUntil(lambda: widget.width() < 0.6 * page.width())
 
 
-def test_the_momentum_maps_labels_never_cover_one_another_even_in_presentation_mode(qtbot):
+@pytest.mark.parametrize("size", [(1000, 560), (1440, 780), (1560, 1000)])    # panels of 1280×720 and 1920×1080
+def test_the_momentum_maps_labels_never_cover_one_another_or_the_axes_even_in_presentation_mode(qtbot, size):
     from app import plots
 
     plots.set_style(presentation=True)
     try:
         p, runner = open_panel(qtbot, OptimizersPanel, steps=200)
-        p.resize(1000, 560)       # a 1280×720 projector's panel, text at presentation size
+        p.resize(*size)           # text at presentation size
         qtbot.wait(300)
         p._draw_map(OP.map_job(p.params))
         texts = [t for t in (*p.map_iso_text, p.map_opt_text, p.map_edge_text, p.map_marker.label())
@@ -250,6 +251,9 @@ def test_the_momentum_maps_labels_never_cover_one_another_even_in_presentation_m
         boxes = [t.sceneBoundingRect() for t in texts]
         for i, a in enumerate(boxes):
             assert not any(a.intersects(b) for b in boxes[i + 1:]), texts[i].toPlainText()
+        inside = p.plots["momentum_map"].getPlotItem().vb.sceneBoundingRect()
+        for t in p.map_iso_text:           # none over the axes and their tick labels
+            assert not t.toPlainText() or inside.contains(t.sceneBoundingRect()), t.toPlainText()
         close_panel(runner)
     finally:
         plots.set_style(presentation=False)
