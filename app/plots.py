@@ -882,7 +882,7 @@ def paint_in_turns(widgets) -> None:
     six plots (each 10–80 ms while a worker thread competes for the interpreter lock) would freeze the
     window for the sum."""
     for w in widgets:
-        if w.isVisible() and w not in _held:
+        if w.isVisible():
             _take_turn(w)
 
 

@@ -709,8 +709,6 @@ class OptimizersPanel(Panel):
             return
         (part, draw), rest = steps[0], steps[1:]
         getattr(self, draw)(frame[part])
-        if part == "digits" and not any(np.isnan(v).any() for v in frame["digits"].values()):
-            self._sweeps_done = True
         if rest:
             QTimer.singleShot(0, self, lambda: self._draw_parts(frame, rest, run))
 
@@ -903,6 +901,8 @@ class OptimizersPanel(Panel):
             _draw_sweep(dots, line, crosses, DIGITS_B0, finals[m], top=_sweep_top(finals) * 10.0 ** (0.5 * i))
         plots.set_title(self.plots["sweep_digits"], f"Digits net, {DIGITS_EPOCHS} epochs")
         _fit_log_range(self.plots["sweep_digits"], [[_sweep_top(finals)], *finals.values()], x=(-4.3, 2.3))
+        if not any(np.isnan(v).any() for v in finals.values()):
+            self._sweeps_done = True
         self.mark_rendered()
 
     def _draw_bn(self, s) -> None:

@@ -19,7 +19,7 @@ import torch
 
 from core.landscape import connectivity, curvature, random_matrix
 from core.landscape.directions import parameters_of, random_direction
-from core.landscape.surfaces import evaluate, evaluate_surface, interpolation, trajectory_plane
+from core.landscape.surfaces import data_arrays, evaluate, evaluate_surface, interpolation, trajectory_plane
 
 # -- recipes --------------------------------------------------------------------------------------------
 
@@ -271,7 +271,7 @@ def surface_frames(model_kind: str, plane_kind: str, seed: int, norm: str, span:
         spans = [(-span, span)] * 2
         extra = (None, None, None)
     sizes = ([preview] if steps > preview else []) + [steps]
-    everything = len(data.x_train if split == "train" else data.x_test)
+    everything = data_arrays(data, split)[0].shape[0]
     for s in sizes:
         samples = min(PREVIEW_SAMPLES, everything) if s != steps else everything
         r = evaluate_surface(t.model, data, dirs, spans[0], s, span_y=spans[1], split=split, samples=samples)
