@@ -86,21 +86,24 @@ def test_data_pixels_reads_step_histograms_by_their_bin_centres(qtbot):
 
 
 def _three_plots_in_a_row(qtbot):
-    """A window of three plots (not shown yet) and a log of the plots that really painted, with times
-    (a held plot is sent its paint event but paints nothing)."""
-    import time
-
+    """A window of three plots (not shown yet) and a log of the plots that really painted, each with the
+    plots still held at that moment (a held plot is sent its paint event but paints nothing)."""
     from PySide6.QtCore import QEvent, QObject
     from PySide6.QtWidgets import QHBoxLayout, QWidget
+
+    # plots of earlier tests still waiting for their turn would hold these back too
+    plots.release_held()
+    qtbot.wait(2 * plots.PAINT_TURN_MS)
 
     class PaintLog(QObject):
         def __init__(self):
             super().__init__()
-            self.painted: list[tuple[int, float]] = []
+            self.painted: list[tuple[int, set[int]]] = []
 
         def eventFilter(self, obj, event):
             if event.type() == QEvent.Type.Paint and obj.parent().updatesEnabled():
-                self.painted.append((obj.parent().eoc_index, time.perf_counter()))
+                held = {w.eoc_index for w in widgets if not w.updatesEnabled()}
+                self.painted.append((obj.parent().eoc_index, held))
             return False
 
     window = QWidget()
@@ -116,11 +119,17 @@ def _three_plots_in_a_row(qtbot):
     return window, widgets, log
 
 
-def _first_paints(log) -> list[tuple[int, float]]:
-    firsts: dict[int, float] = {}
-    for i, t in log.painted:
-        firsts.setdefault(i, t)
-    return sorted(firsts.items(), key=lambda item: item[1])
+def _first_paints(log) -> list[tuple[int, set[int]]]:
+    """Each plot's first real paint, in the order they came, with the plots held at that moment."""
+    firsts: dict[int, set[int]] = {}
+    for i, held in log.painted:
+        firsts.setdefault(i, held)
+    return list(firsts.items())
+
+
+def _each_in_a_turn_of_its_own(firsts) -> bool:
+    """When each plot first painted, every plot after it was still held: no two painted in one pass."""
+    return all(held == {j for j, _ in firsts[k + 1:]} for k, (_, held) in enumerate(firsts))
 
 
 def test_plots_shown_together_paint_one_per_turn(qtbot):
@@ -132,10 +141,8 @@ def test_plots_shown_together_paint_one_per_turn(qtbot):
                     timeout=2000)
     firsts = _first_paints(log)
     assert [i for i, _ in firsts] == [0, 1, 2]
-    # each in a turn of its own: the timer between turns separates them
-    gaps_ms = [1000 * (b[1] - a[1]) for a, b in zip(firsts, firsts[1:], strict=False)]
-    assert min(gaps_ms) >= plots.PAINT_TURN_MS / 2
-    assert not plots.fits_pending()
+    assert _each_in_a_turn_of_its_own(firsts)
+    qtbot.waitUntil(lambda: not plots.fits_pending(), timeout=2000)   # nothing left held
 
 
 def test_plots_on_a_page_switched_to_paint_one_per_turn(qtbot):
@@ -158,7 +165,7 @@ def test_plots_on_a_page_switched_to_paint_one_per_turn(qtbot):
                     timeout=2000)
     firsts = _first_paints(log)
     assert [i for i, _ in firsts] == [0, 1, 2]
-    assert min(1000 * (b[1] - a[1]) for a, b in zip(firsts, firsts[1:], strict=False)) >= plots.PAINT_TURN_MS / 2
+    assert _each_in_a_turn_of_its_own(firsts)
 
 
 def test_plots_whose_data_changed_together_repaint_one_per_turn(qtbot):
@@ -177,6 +184,7 @@ def test_plots_whose_data_changed_together_repaint_one_per_turn(qtbot):
     qtbot.wait(4 * plots.PAINT_TURN_MS)
     # each plot first repainted in its own turn, in order (the first at once, the held ones when let go)
     assert [i for i, _ in _first_paints(log)] == [0, 1, 2] and log.painted[0][0] == 0
+    assert _each_in_a_turn_of_its_own(_first_paints(log))
 
     plots.paint_in_turns(widgets)
     plots.release_held()
