@@ -2,7 +2,8 @@
 
 pyqtgraph's ``isocurve`` walks the grid cell by cell in Python: ~0.2 s for ten levels of a 200² grid,
 all of it holding the interpreter lock, so a worker drawing contours stalls the GUI thread. Here every
-cell of a level is handled at once; the lines come back as separate segments (drawn the same way).
+cell of every level is handled at once (a few dozen numpy calls whatever the number of levels); the lines
+come back as separate segments (drawn the same way).
 """
 
 from __future__ import annotations
@@ -23,55 +24,60 @@ def segments(z: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
         ``[x₀, x₁, nan, x₀, x₁, nan, …]``: each segment's two ends then NaN, for
         ``setData(x, y, connect="finite")``.
     """
+    return lines(z, [level])[0]
+
+
+def lines(z: np.ndarray, levels) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`segments` of ``z`` at each of ``levels``, computed together: one ``(x, y)`` per level."""
     z = np.asarray(z, dtype=float)
-    if z.ndim != 2 or min(z.shape) < 2:
-        return np.zeros(0), np.zeros(0)
-    a, b, c, d = z[:-1, :-1], z[1:, :-1], z[1:, 1:], z[:-1, 1:]      # corners (i,j) (i+1,j) (i+1,j+1) (i,j+1)
-    i, j = np.meshgrid(np.arange(z.shape[0] - 1, dtype=float), np.arange(z.shape[1] - 1, dtype=float),
-                       indexing="ij")
-    # the four edges: where each crosses the level and at which point
-    edges = []
-    for lo, hi, x0, y0, dx, dy in ((a, b, i, j, 1, 0), (b, c, i + 1, j, 0, 1), (d, c, i, j + 1, 1, 0),
-                                   (a, d, i, j, 0, 1)):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            crosses = np.isfinite(lo) & np.isfinite(hi) & ((lo > level) != (hi > level))
-            t = np.where(crosses, (level - lo) / (hi - lo), 0.0)
-        edges.append((crosses, x0 + dx * t, y0 + dy * t))
-    count = sum(e[0].astype(int) for e in edges)
-    xs, ys = [], []
-    two = count == 2
-    if two.any():
-        first = np.full(two.shape, -1)
-        second = np.full(two.shape, -1)
-        for k, (crosses, _, _) in enumerate(edges):
-            take = two & crosses
-            second = np.where(take & (first >= 0), k, second)
-            first = np.where(take & (first < 0), k, first)
-        cells = np.flatnonzero(two)
-        e1, e2 = first.ravel()[cells], second.ravel()[cells]
-        px = np.stack([e[1].ravel()[cells] for e in edges])
-        py = np.stack([e[2].ravel()[cells] for e in edges])
-        n = np.arange(cells.size)
-        xs.append((px[e1, n], px[e2, n]))
-        ys.append((py[e1, n], py[e2, n]))
-    four = count == 4
-    if four.any():
-        cells = np.flatnonzero(four)
-        centre = (a + b + c + d).ravel()[cells] / 4 > level
-        like_a = centre == (a.ravel()[cells] > level)
-        px = [e[1].ravel()[cells] for e in edges]
-        py = [e[2].ravel()[cells] for e in edges]
-        # centre on a's side: corners b and d are cut off (bottom–right, top–left); else a and c
-        for pick, pairs in ((like_a, ((0, 1), (2, 3))), (~like_a, ((0, 3), (1, 2)))):
-            for e1, e2 in pairs:
-                xs.append((px[e1][pick], px[e2][pick]))
-                ys.append((py[e1][pick], py[e2][pick]))
-    if not xs:
-        return np.zeros(0), np.zeros(0)
-    return _interleave(xs), _interleave(ys)
-
-
-def _interleave(pairs) -> np.ndarray:
-    starts = np.concatenate([p[0] for p in pairs])
-    ends = np.concatenate([p[1] for p in pairs])
-    return np.stack([starts, ends, np.full(starts.size, np.nan)], axis=1).ravel()
+    levels = np.atleast_1d(np.asarray(levels, dtype=float))
+    empty = [(np.zeros(0), np.zeros(0)) for _ in levels]
+    if z.ndim != 2 or min(z.shape) < 2 or levels.size == 0:
+        return empty
+    ni, nj = z.shape[0] - 1, z.shape[1] - 1
+    corners = (z[:-1, :-1], z[1:, :-1], z[1:, 1:], z[:-1, 1:])        # a (i,j), b (i+1,j), c (i+1,j+1), d (i,j+1)
+    finite = [np.isfinite(v) for v in corners]
+    with np.errstate(invalid="ignore"):
+        above = [v[None] > levels[:, None, None] for v in corners]     # (levels, ni, nj)
+    # the four edges as (from corner, to corner): a→b, b→c, d→c, a→d
+    edges = ((0, 1), (1, 2), (3, 2), (0, 3))
+    crosses = np.stack([(above[p] != above[q]) & finite[p] & finite[q] for p, q in edges])
+    count = crosses.sum(0)
+    two = np.flatnonzero(count == 2)
+    four = np.flatnonzero(count == 4)
+    cells = np.concatenate([two, four])
+    if cells.size == 0:
+        return empty
+    level_of, cell = np.divmod(cells, ni * nj)
+    ci, cj = np.divmod(cell, nj)
+    value = [v.ravel()[cell] for v in corners]
+    at = levels[level_of]
+    # where each edge meets the level, for the chosen cells (edges that do not cross are never used)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = [(at - value[p]) / (value[q] - value[p]) for p, q in edges]
+    px = np.stack([ci + t[0], ci + 1.0, ci + t[2], ci.astype(float)])
+    py = np.stack([cj.astype(float), cj + t[1], cj + 1.0, cj + t[3]])
+    n = np.arange(cells.size)
+    hit = crosses.reshape(4, -1)[:, cells]
+    # two crossings: the first and the last crossing edge of the cell
+    first = np.argmax(hit, axis=0)
+    last = 3 - np.argmax(hit[::-1], axis=0)
+    pairs = [(first[:two.size], last[:two.size], n[:two.size])]
+    if four.size:
+        # a saddle: the centre on a's side cuts off corners b and d (edges 0–1, 2–3), else a and c (0–3, 1–2)
+        m = n[two.size:]
+        centre = sum(value)[m] / 4 > at[m]
+        like_a = centre == (value[0][m] > at[m])
+        for pick, (e1, e2) in ((like_a, (0, 1)), (like_a, (2, 3)), (~like_a, (0, 3)), (~like_a, (1, 2))):
+            rows = m[pick]
+            pairs.append((np.full(rows.size, e1), np.full(rows.size, e2), rows))
+    e1 = np.concatenate([p[0] for p in pairs])
+    e2 = np.concatenate([p[1] for p in pairs])
+    rows = np.concatenate([p[2] for p in pairs])
+    order = np.argsort(level_of[rows], kind="stable")
+    e1, e2, rows = e1[order], e2[order], rows[order]
+    nan = np.full(rows.size, np.nan)
+    x = np.stack([px[e1, rows], px[e2, rows], nan], axis=1)
+    y = np.stack([py[e1, rows], py[e2, rows], nan], axis=1)
+    bounds = np.searchsorted(level_of[rows], np.arange(levels.size + 1))
+    return [(x[lo:hi].ravel(), y[lo:hi].ravel()) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from app.paramsets import (
     write_params,
     write_session,
 )
-from app.runner import Job, Runner
+from app.runner import Job, Runner, freeze_long_lived
 from core.params import Params
 
 DEVICE_PROBE_DELAY_MS = 3000
@@ -64,10 +65,11 @@ def _device_description() -> str:
     return device.describe()
 
 
-def _warm_up() -> None:
+def _warm_up() -> int:
     """Import, in a worker while the first tab is looked at, every panel and engine module and what a
     first training step imports (``core.training.prepare``): an import holds the interpreter lock for
-    stretches of 100–200 ms, which froze the window when a tab's first show or first job paid for it."""
+    stretches of 100–200 ms, which froze the window when a tab's first show or first job paid for it.
+    Returns the number of modules now imported."""
     import importlib
     import pkgutil
 
@@ -79,6 +81,7 @@ def _warm_up() -> None:
         for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
             importlib.import_module(module.name)
     prepare()
+    return len(sys.modules)
 
 
 class _Panels(Mapping):
@@ -186,6 +189,7 @@ class MainWindow(QMainWindow):
         panel.set_controls_visible(self.controls_action.isChecked())
         self._hosts[name].layout().addWidget(panel)
         self.panels.built[name] = panel
+        freeze_long_lived()
 
     def show_panel(self, name: str) -> Panel:
         """Bring panel ``name``'s tab to the front (building it if need be); the panel."""
@@ -313,7 +317,7 @@ class MainWindow(QMainWindow):
 
     def _device_found(self, text: str) -> None:
         self._set_device(text)
-        self.runner.submit(Job(WARM_UP_JOB, _warm_up, label="warming up"))
+        self.runner.submit(Job(WARM_UP_JOB, _warm_up, on_result=lambda _: freeze_long_lived(), label="warming up"))
 
     def _job_done(self, key: str, label: str, seconds: float, device: str) -> None:
         if key.startswith("app:"):

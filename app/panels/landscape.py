@@ -347,7 +347,7 @@ class LandscapePanel(Panel):
         self.colorbar.setLevels((lo, hi))
         self.colorbar.axis.setLabel("log<sub>10</sub> loss" if self.params.log_loss else "loss",
                                     **plots.label_style())
-        lines = [contours.segments(image, lo + (hi - lo) * (i + 0.5) / CONTOURS) for i in range(CONTOURS)]
+        lines = contours.lines(image, lo + (hi - lo) * (np.arange(CONTOURS) + 0.5) / CONTOURS)
         # value [i, j] is drawn at the centre of pixel (i, j)
         self.contours.setData(0.5 + np.concatenate([x for x, _ in lines]),
                               0.5 + np.concatenate([y for _, y in lines]), connect="finite")

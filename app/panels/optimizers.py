@@ -119,7 +119,7 @@ def surface_job(p: OptimizersParams) -> SurfaceResult:
     levels = surf.f_min + np.geomspace(top * 1e-4, top * 0.6, CONTOURS)
     if p.function == "saddle":
         levels = np.concatenate([levels, [0.0]])
-    lines = [contours.segments(f, level) for level in levels]
+    lines = contours.lines(f, levels)
     sx, sy = xs[1] - xs[0], ys[1] - ys[0]
     cx = xs[0] + sx * np.concatenate([u for u, _ in lines])
     cy = ys[0] + sy * np.concatenate([v for _, v in lines])
@@ -159,8 +159,7 @@ def map_job(p: OptimizersParams) -> MapResult:
     da, db = a[1] - a[0], m.beta[1] - m.beta[0]
     xs, ys, labels = [], [], []
     levels = [lv for lv in MAP_LEVELS if lv > m.rate_opt + 0.2 * (1 - m.rate_opt)][:4]
-    for j, level in enumerate(levels):
-        u, v = contours.segments(m.rate.T, level)
+    for j, (level, (u, v)) in enumerate(zip(levels, contours.lines(m.rate.T, levels), strict=True)):
         x, y = a[0] + u * da, m.beta[0] + v * db
         xs.append(x)
         ys.append(y)

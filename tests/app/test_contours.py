@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 
-from app.contours import segments
+from app.contours import lines, segments
 
 
 def _points(x, y):
@@ -42,3 +42,18 @@ def test_a_circle_is_closed_and_on_the_radius_and_nans_carry_no_line():
     r[40:60, :] = np.nan
     x, y = segments(r, 0.503)
     assert not np.any((x[np.isfinite(x)] > 40) & (x[np.isfinite(x)] < 59))
+
+
+def test_levels_together_are_each_level_alone_including_levels_that_cut_nothing():
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((31, 19)).cumsum(0).cumsum(1) / 10
+    z[5:8, 3:6] = np.nan
+    levels = [float(np.quantile(z[np.isfinite(z)], q)) + 1e-7 for q in (0.2, 0.5, 0.8)] + [1e9, -1e9]
+    together = lines(z, levels)
+    assert len(together) == len(levels)
+    for level, (x, y) in zip(levels, together, strict=True):
+        ax, ay = segments(z, level)
+        assert _points(x, y) == _points(ax, ay)
+        assert x.size == ax.size and y.size == ay.size
+    assert together[-1][0].size == together[-2][0].size == 0
+    assert lines(z, []) == []

@@ -37,22 +37,40 @@ def test_every_tab_opens_and_unbuilt_ones_say_so(window, qtbot):
 
 
 def test_the_device_probe_is_followed_by_the_warm_up_of_every_module(window, qtbot):
+    import gc
     import pkgutil
     import sys
 
+    import torch  # noqa: F401 — frozen once imported: the warm-up's own freeze is what is checked
+
     import core
     from app import panels
+    from app.runner import _freeze_modules
     from app.window import WARM_UP_JOB
     from core import training
-
+    _freeze_modules()
     window._device_found("cpu")
     assert window.device_label.text() == "device: cpu" and window.runner.is_busy(WARM_UP_JOB)
+    alive = ["made before the warm-up ended"]          # a tracked object, as the imports' are
     qtbot.waitUntil(lambda: not window.runner.is_busy(WARM_UP_JOB), timeout=120_000)
+    # what lives by then lives as long as the app: out of the collector's generations, whose full
+    # collections walk every object in them while every thread waits
+    assert all(o is not alive for o in gc.get_objects())
     assert not window.last_error
     expected = [m.name for package in (panels, core)
                 for m in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")]
     assert len(expected) > 40 and [m for m in expected if m not in sys.modules] == []
     assert training._prepared
+
+
+def test_a_panel_built_on_its_first_show_is_kept_out_of_full_collections(window, qtbot):
+    import gc
+
+    assert "spectra" not in window.panels.built
+    frozen = gc.get_freeze_count()
+    panel = window.show_panel("spectra")
+    assert gc.get_freeze_count() > frozen
+    assert all(o is not panel for o in gc.get_objects())     # the collector's generations leave it alone
 
 
 def test_menus_have_the_promised_actions_with_shortcuts(window):
