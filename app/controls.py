@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from superqt import QDoubleSlider
 from superqt.utils import signals_blocked
 
+from app.progressive import serve_events
 from core.activations import LABELS as PHI_LABELS
 from core.params import ParamError, Params, Spec
 
@@ -197,6 +198,7 @@ class ControlColumn(QWidget):
         for spec in params_cls.specs():
             if spec.name in hidden:
                 continue
+            serve_events()
             control = make_control(spec, self._commit)
             label = QLabel(html_label(spec.label) + (f" [{spec.unit}]" if spec.unit else ""))
             label.setTextFormat(Qt.TextFormat.RichText)

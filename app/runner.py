@@ -12,6 +12,7 @@ import gc
 import inspect
 import sys
 import time
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,13 @@ from typing import Any
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 from superqt.utils import GeneratorWorker
 
+from app import pacing
+from app.pacing import Pacer
+
 LONG_JOB_MS = 500
+#: Results are drawn in turns of the event loop: the deliveries of one turn stop once the loop has been
+#: held this long (see :mod:`app.pacing`), the rest wait for the next turn.
+DELIVERY_BUDGET_S = 0.012
 
 
 class JobError(Exception):
@@ -109,6 +116,13 @@ class Runner(QObject):
         self._timers: dict[str, QTimer] = {}
         self._long: set[str] = set()
         self._closed = False
+        self._pacer = Pacer(self)
+        #: What workers sent, drawn in order a few per turn: (key, callback).
+        self._deliveries: deque[tuple[str, Callable[[], None]]] = deque()
+        self._queued: Counter[str] = Counter()
+        self._drain_timer = QTimer(self)
+        self._drain_timer.setSingleShot(True)
+        self._drain_timer.timeout.connect(self._drain)
 
     # -- requests -------------------------------------------------------------------------------
     def submit(self, job: Job) -> None:
@@ -140,12 +154,15 @@ class Runner(QObject):
 
     def is_busy(self, key: str | None = None) -> bool:
         """Whether ``key`` (or any job) is running, waiting or scheduled."""
-        keys = [key] if key is not None else set(self._running) | set(self._pending)
-        return any(k in self._running or k in self._pending for k in keys)
+        keys = [key] if key is not None else set(self._running) | set(self._pending) | set(self._queued)
+        return any(k in self._running or k in self._pending or self._queued[k] > 0 for k in keys)
 
     def shutdown(self, msecs: int = 10_000) -> bool:
         """Stop every job and wait for the threads; True when all stopped in time."""
         self._closed = True
+        self._pacer.set_active(False)
+        self._deliveries.clear()
+        self._queued.clear()
         for key in list(self._generation):
             self.cancel(key)
         return self._pool.waitForDone(msecs)
@@ -169,13 +186,38 @@ class Runner(QObject):
         gen, job = self._pending.pop(key)
         worker = GeneratorWorker(_as_generator, job.fn, job.args, job.kwargs)
         started = time.perf_counter()
-        worker.yielded.connect(lambda item, g=gen, j=job: self._on_partial(j, g, item))
-        worker.returned.connect(lambda value, g=gen, j=job, t=started: self._on_result(j, g, value, t))
-        worker.errored.connect(lambda exc, g=gen, j=job: self._on_error(j, g, exc))
-        worker.finished.connect(lambda k=key, w=worker: self._on_finished(k, w))
+        worker.yielded.connect(lambda item, g=gen, j=job: self._queue(key, lambda: self._on_partial(j, g, item)))
+        worker.returned.connect(lambda value, g=gen, j=job, t=started:
+                                self._queue(key, lambda: self._on_result(j, g, value, t)))
+        worker.errored.connect(lambda exc, g=gen, j=job: self._queue(key, lambda: self._on_error(j, g, exc)))
+        # in the same queue as what it sent, so that its end is handled after its last result is drawn
+        worker.finished.connect(lambda w=worker: self._queue(key, lambda: self._on_finished(key, w)))
         self._running[key] = worker
         QTimer.singleShot(LONG_JOB_MS, self, lambda k=key, w=worker, j=job: self._mark_long(k, w, j))
+        self._pacer.set_active(True)
         self._pool.start(worker)
+
+    def _queue(self, key: str, deliver: Callable[[], None]) -> None:
+        self._deliveries.append((key, deliver))
+        self._queued[key] += 1
+        if not self._drain_timer.isActive():
+            self._drain_timer.start(0)
+
+    def _drain(self) -> None:
+        """Deliver what workers sent, in order, until the event loop has been held long enough this turn:
+        results arriving together (a panel's first jobs) each draw in a turn of their own, and the
+        window repaints and serves its timers between them."""
+        start = time.perf_counter()
+        while self._deliveries:
+            key, deliver = self._deliveries.popleft()
+            self._queued[key] -= 1
+            if self._queued[key] <= 0:
+                del self._queued[key]
+            deliver()
+            if pacing.behind(DELIVERY_BUDGET_S) or time.perf_counter() - start >= DELIVERY_BUDGET_S:
+                break
+        if self._deliveries:
+            self._drain_timer.start(0)
 
     def _current(self, job: Job, gen: int) -> bool:
         return not self._closed and self._generation.get(job.key) == gen
@@ -223,6 +265,7 @@ class Runner(QObject):
         _freeze_modules()
         if self._running.get(key) is worker:
             del self._running[key]
+        self._pacer.set_active(bool(self._running) and not self._closed)
         if key in self._long and key not in self._pending:
             self._long.discard(key)
             self.long_running.emit(key, "", False)

@@ -265,9 +265,22 @@ class MainWindow(QMainWindow):
         if host is None:
             return
         panel = self.panels[host.eoc_panel]
+        # Each in a turn of its own after the build: the panel's first jobs and draws, then its presets'
+        # menu (a file read and a dozen actions), so that a tab's first show never holds the window long.
+        if self.isVisible():
+            QTimer.singleShot(0, self, lambda p=panel: self._first_refresh(p))
+        else:  # the launch's first tab: its theory is what the window opens to, nothing is on screen yet
+            self._first_refresh(panel)
+
+    def _first_refresh(self, panel: Panel) -> None:
         if panel.render_count == 0 and not panel.is_busy():
             panel.refresh()
-        self._rebuild_presets(panel)
+        QTimer.singleShot(0, self, self._presets_of_current)
+
+    def _presets_of_current(self) -> None:
+        panel = self.panels.built.get(self.current_name())
+        if panel is not None:  # else a panel is being built, and its own first show brings its presets
+            self._rebuild_presets(panel)
 
     def _rebuild_presets(self, panel: Panel) -> None:
         self.presets_menu.clear()

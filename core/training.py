@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from core.pace import pace
+
 SCHEDULES = ("constant", "1/k", "1/sqrt(k)", "cosine")
 LOSSES = ("cross_entropy", "mse")
 MAX_EPOCHS = 100_000
@@ -288,6 +290,7 @@ def train(model, data, *, optimizer: str = "sgd", lr: float | None = None, epoch
             else:
                 index = order[start:start + batch]
                 xb, yb = x[index], y[index]
+            pace()
             opt.zero_grad(set_to_none=True)
             value = loss_fn(model, xb, yb) if loss_fn is not None else criterion(model(xb), yb)
             step += 1
@@ -573,6 +576,7 @@ def train_many(models, data, *, optimizer="sgd", lr=None, epochs: int = 10, batc
     try:
         yield record(0, initial=True)
         for tick in range(1, total_ticks + 1):
+            pace()
             within = (tick - 1) % ticks + 1
             for gi, g in enumerate(groups):
                 if within * g.steps_per_epoch // ticks > (within - 1) * g.steps_per_epoch // ticks:

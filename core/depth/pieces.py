@@ -12,6 +12,7 @@ import numpy as np
 
 from core.depth.constructions import MAX_DEPTH
 from core.depth.networks import _in_out_dims, _ops, _random_weights
+from core.pace import pace
 
 MAX_INTERVALS = 1 << 22
 """Segment-walk guard: more activation intervals than this is refused rather than exhausting memory."""
@@ -71,6 +72,7 @@ def _walk_stages(ops: list, start: np.ndarray, direction: np.ndarray) -> Iterato
     if not ops:
         yield False, _Walk(seg, t_lo, t_hi, A[0], A[1])
     for op in ops:
+        pace()
         if op == "relu":
             parent, t_lo, t_hi = _split(seg, t_lo, t_hi, A)
             if parent is not None:

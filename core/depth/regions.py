@@ -9,6 +9,7 @@ import numpy as np
 
 from core.depth.networks import Weights, weights_of
 from core.depth.pieces import _dot
+from core.pace import pace
 
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
@@ -124,6 +125,7 @@ def _activation_bits(hidden: Weights, points: np.ndarray, dtype: np.dtype, chunk
         z = np.empty((chunk, wide), dtype)
         on = np.empty((chunk, wide), bool)
         for s in range(first, last, chunk):
+            pace()
             n = min(chunk, last - s)
             n_in = points.shape[1]
             h[:n, :n_in] = points[s:s + n]

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from core import device as devices
 from core.landscape.directions import check_direction, difference, flatten, parameters_of, unflatten
+from core.pace import pace
 
 MAX_SPAN = 100.0          # |α|, |β| beyond this the weights are rescaled past anything meaningful
 MAX_STEPS = 401           # per axis
@@ -275,6 +276,7 @@ def _plan_sums(plan, base, dirs, coef, x, y):
         cg = coef[g:g + group]
         weights = [(s.at(cg), None if b is None else b.at(cg)) for s, b, *_ in layers]
         for s in range(0, cg.shape[0], chunk):
+            pace()
             c = cg[s:s + chunk]
             p = c.shape[0]
             h = torch.mm(torch.cat([ones[:p], c], 1), lifted, out=pool[0][:p * n * width0].view(p, -1))

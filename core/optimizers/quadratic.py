@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.pace import pace
+
 LINEAR = ("gd", "sgd", "heavy_ball", "nesterov")
 """The optimisers with a closed-form tuning and rate on a quadratic (sgd: the noise-free iteration)."""
 
@@ -217,6 +219,7 @@ def linear_errors(name: str, eigenvalues, steps: int, lr: float, momentum: float
         theta_k, b_k = theta, np.zeros_like(theta)
         k = 0
         while k < steps:
+            pace()
             m = min(chunk, steps - k)
             thetas = powers[:m, :, 0, 0] * theta_k + powers[:m, :, 0, 1] * b_k       # (m, n)
             out[k + 1:k + m + 1] = np.sqrt(np.square(thetas).sum(axis=1))

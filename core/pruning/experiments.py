@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from core.device import resolve
+from core.pace import pace
 from core.pruning.densities import check_density, erk_densities, uniform_densities
 from core.pruning.masking import keep_top, layer_densities, masks, prunable, prune_at_init, scores
 from core.pruning.stack import RiglSchedule, Stack, train_stack
@@ -342,6 +343,7 @@ def slider(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], x_te
            y_test: torch.Tensor, density: float, *, scope: str = "global", output: str = "prune", unit: int = 0,
            phi: str = "relu") -> SliderResult:
     """Prune the trained weights by magnitude at ``density`` and evaluate at once (no copy of the model)."""
+    pace()
     keep = masks([w.abs() for w in weights], density, scope, output=output)
     act = torch.relu if phi == "relu" else torch.tanh
     x_test, y_test = x_test.to(weights[0].device), y_test.to(weights[0].device)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.pace import pace
 from core.pruning.masking import dct_matrix, prunable
 
 PHIS = {"relu": torch.relu, "tanh": torch.tanh}
@@ -239,6 +240,7 @@ def train_stack(stack: Stack, data, *, epochs: int, lr: float, batch_size: int =
         order = torch.randperm(n, generator=generator).to(dev)
         total = torch.zeros(K, device=dev)
         for start in range(0, n, batch_size):
+            pace()
             index = order[start:start + batch_size]
             xb, yb = x[index], y[index]
             update = rigl is not None and rigl.fraction(step + 1) > 0

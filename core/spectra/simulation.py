@@ -11,6 +11,7 @@ import numpy as np
 from core import activations
 from core import device as devices
 from core.activations import Activation
+from core.pace import pace
 from core.spectra.layer import _effective_q
 from core.spectra.solve import _check_theory_args
 from core.spectra.theory import _exp
@@ -102,6 +103,7 @@ def _simulate(act, sigma_w, sigma_b, depth, width, weights, seed, device, wanted
     dead = False       # J is exactly zero
     wanted_set = set(wanted)
     for layer in range(1, depth + 1):
+        pace()
         d = _dphi(act, h)
         x = act.torch(h)
         if buf is None:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from core import activations
+from core.pace import pace
 from core.spectra.cache import _Cache
 from core.spectra.layer import _act_key, _layer
 from core.spectra.models import _LayerModel, _Model
@@ -30,6 +31,7 @@ def _newton(model: _Model, v: complex, target: complex, maxit: int = 24):
     r = F - target
     floor = 1e-13 * (1.0 + abs(target.real))
     for _ in range(maxit):
+        pace()
         if dF == 0 or not (cmath.isfinite(r) and cmath.isfinite(dF)):
             return None
         step = r / dF
@@ -151,6 +153,7 @@ def _solve(model: _Model, ell: np.ndarray, theta: float = THETA) -> np.ndarray:
     prev = prev2 = None          # (ℓ, v, dv/dℓ) of the last two solutions
     last = (math.nan, None)      # (ℓ, u) of the last point solved
     for idx in order:
+        pace()
         e = float(ell[idx])
         if e == last[0]:
             out[idx] = last[1]

@@ -176,7 +176,7 @@ def test_a_colour_bars_axis_makes_room_for_its_label_in_presentation_mode(qtbot)
     try:
         plots.set_style(presentation=True)
         plots.fit(widget)
-        qtbot.wait(20)
+        qtbot.waitUntil(lambda: not plots.fits_pending(), timeout=10_000)  # the restyle's fits, a few per turn
         axis = bar.axis
         assert axis.fixedWidth is None                             # pyqtgraph's 45 px let the label cover the ticks
         assert axis.style["tickFont"].pointSize() == plots.SIZES[True]["tick"]

@@ -88,8 +88,8 @@ def test_menus_have_the_promised_actions_with_shortcuts(window):
 
 def test_presets_menu_lists_the_current_panels_presets_and_applies_them(window, qtbot):
     window.show_panel("propagation")
-    titles = [a.text() for a in window.presets_menu.actions()]
-    assert any("Pretorius" in t for t in titles)
+    # the menu is made a turn after the tab's first show (not in the turn that builds the panel)
+    qtbot.waitUntil(lambda: any("Pretorius" in a.text() for a in window.presets_menu.actions()), timeout=5000)
     action = next(a for a in window.presets_menu.actions() if "dropout" in a.text())
     action.trigger()
     p = window.panels["propagation"].params
