@@ -34,15 +34,26 @@ _active: list[Pacer] = []
 def behind(limit_s: float) -> bool:
     """Whether the event loop has been held for ``limit_s`` or longer (known only while jobs run; False
     otherwise)."""
+    pacer = _newest()
+    return pacer is not None and time.perf_counter() - pacer.stamp >= limit_s
+
+
+def turn_over(start: float, budget_s: float) -> bool:
+    """Whether a turn's deferrable work begun at ``start`` (``perf_counter``) should leave the rest to the
+    next turn: it took ``budget_s``, or the event loop has been held that long with what ran before it."""
+    return time.perf_counter() - start >= budget_s or behind(budget_s)
+
+
+def _newest() -> Pacer | None:
     live = [p for p in _active if shiboken6.isValid(p)]
-    return bool(live) and time.perf_counter() - live[-1].stamp >= limit_s
+    return live[-1] if live else None
 
 
 def _forget(pacer: Pacer) -> None:
     if pacer in _active:
         _active.remove(pacer)
-        live = [p for p in _active if shiboken6.isValid(p)]
-        pace.install(live[-1].wait_for_gui if live else None)
+        newest = _newest()
+        pace.install(newest.wait_for_gui if newest is not None else None)
 
 
 class Pacer(QObject):

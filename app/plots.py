@@ -21,7 +21,7 @@ from PySide6.QtGui import QFont, QPen
 from PySide6.QtWidgets import QGraphicsGridLayout, QGraphicsItem, QGraphicsTextItem
 
 from app import pacing
-from app.progressive import building_progressively, progressive, serve_events  # noqa: F401 - re-exported
+from app.progressive import serve_events
 
 # Okabe–Ito: distinguishable for colour-blind viewers and on a washed-out projector.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -830,7 +830,7 @@ def _run_fits() -> None:
         if shiboken6.isValid(widget):
             fit(widget)
         # the turn's budget counts what ran before the fits in it too (a paint, a result drawn)
-        if time.perf_counter() - start >= FIT_BUDGET_S or pacing.behind(FIT_BUDGET_S):
+        if pacing.turn_over(start, FIT_BUDGET_S):
             break
     if _fit_queue:
         _fit_timer[0].start(0)

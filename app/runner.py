@@ -12,7 +12,7 @@ import gc
 import inspect
 import sys
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,7 +119,6 @@ class Runner(QObject):
         self._pacer = Pacer(self)
         #: What workers sent, drawn in order a few per turn: (key, callback).
         self._deliveries: deque[tuple[str, Callable[[], None]]] = deque()
-        self._queued: Counter[str] = Counter()
         self._drain_timer = QTimer(self)
         self._drain_timer.setSingleShot(True)
         self._drain_timer.timeout.connect(self._drain)
@@ -154,15 +153,14 @@ class Runner(QObject):
 
     def is_busy(self, key: str | None = None) -> bool:
         """Whether ``key`` (or any job) is running, waiting or scheduled."""
-        keys = [key] if key is not None else set(self._running) | set(self._pending) | set(self._queued)
-        return any(k in self._running or k in self._pending or self._queued[k] > 0 for k in keys)
+        queued = {k for k, _ in self._deliveries}
+        keys = [key] if key is not None else set(self._running) | set(self._pending) | queued
+        return any(k in self._running or k in self._pending or k in queued for k in keys)
 
     def shutdown(self, msecs: int = 10_000) -> bool:
         """Stop every job and wait for the threads; True when all stopped in time."""
         self._closed = True
         self._pacer.set_active(False)
-        self._deliveries.clear()
-        self._queued.clear()
         for key in list(self._generation):
             self.cancel(key)
         return self._pool.waitForDone(msecs)
@@ -199,7 +197,6 @@ class Runner(QObject):
 
     def _queue(self, key: str, deliver: Callable[[], None]) -> None:
         self._deliveries.append((key, deliver))
-        self._queued[key] += 1
         if not self._drain_timer.isActive():
             self._drain_timer.start(0)
 
@@ -209,12 +206,9 @@ class Runner(QObject):
         window repaints and serves its timers between them."""
         start = time.perf_counter()
         while self._deliveries:
-            key, deliver = self._deliveries.popleft()
-            self._queued[key] -= 1
-            if self._queued[key] <= 0:
-                del self._queued[key]
-            deliver()
-            if pacing.behind(DELIVERY_BUDGET_S) or time.perf_counter() - start >= DELIVERY_BUDGET_S:
+            _key, deliver = self._deliveries.popleft()
+            deliver()       # once closed, results are dropped (_current) but each worker's end is handled
+            if pacing.turn_over(start, DELIVERY_BUDGET_S):
                 break
         if self._deliveries:
             self._drain_timer.start(0)

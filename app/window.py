@@ -38,6 +38,7 @@ from app.paramsets import (
     write_params,
     write_session,
 )
+from app.progressive import progressive
 from app.runner import Job, Runner, freeze_long_lived
 from core.params import Params
 
@@ -181,7 +182,7 @@ class MainWindow(QMainWindow):
             raise RuntimeError(f"the {name} panel is being built")  # asked for by an event served meanwhile
         self._building.add(name)
         try:
-            with plotting.progressive():  # the window keeps repainting and its timers run meanwhile
+            with progressive():  # the window keeps repainting and its timers run meanwhile
                 panel = panel_class(name)(self.runner, params=self._waiting.pop(name, None))
         finally:
             self._building.discard(name)

@@ -18,6 +18,7 @@ from PySide6.QtCore import QTimer
 from app import plots
 from app.panels.base import Panel
 from app.panels.trainability import TrainabilitySection
+from app.progressive import building_progressively, progressive
 from core import propagation as prop
 from core.gaussian import mehler_kernel, normal_cdf
 from core.propagation import PropagationParams
@@ -315,7 +316,7 @@ class PropagationPanel(Panel):
         # In the window (built as its tab is first shown) they come once the theory is on screen: three
         # more plots to make would stand between the launch and the first lines.
         self.trainability: TrainabilitySection | None = None
-        if plots.building_progressively():
+        if building_progressively():
             self._section_changed: set[str] = set()
         else:
             self.trainability = TrainabilitySection(self)
@@ -376,7 +377,7 @@ class PropagationPanel(Panel):
         """Make the trainability row (deferred from :meth:`build`) and give it what changed meanwhile."""
         if self.trainability is not None:
             return
-        with plots.progressive():
+        with progressive():
             self.trainability = TrainabilitySection(self)
         # Its budget box and Train button join the control column once shown (a turn later).
         QTimer.singleShot(0, self, self._fit_side)
