@@ -399,6 +399,11 @@ class PropagationPanel(Panel):
             if len(bars.opts["x"]):
                 bars.setData(x=empty, y=empty, top=empty, bottom=empty)
 
+    def is_busy(self) -> bool:
+        # the first simulation waits for the theory's repaint (≤ 1 s, :meth:`when_painted`) with no job
+        # running: the panel is not done until it has started
+        return super().is_busy() or self._first_simulation_waits
+
     def cancel(self) -> None:
         self._theory_waiting.clear()
         self._simulation_wanted = self._first_simulation_waits = False
