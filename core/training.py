@@ -326,37 +326,36 @@ def _per_run(name: str, value, k: int) -> list:
 
 class _Group:
     """Runs sharing a batch size. Their parameters live in one ``(K_g, P)`` tensor whose row k is run k's
-    transposed weights and biases, layer after layer (each layer a view ``(K_g, in, out)`` of it); run k's
-    torch.optim optimiser works on row k (a view of the same storage) with row k of the stacked gradient as
-    its ``.grad``, so K_g optimiser steps are K_g calls over one tensor each, whatever the depth. Transposed,
-    because ``h @ Wᵀ``'s gradient with respect to ``Wᵀ`` comes out of autograd contiguous and goes into the
-    stacked gradient in one copy; every optimiser here works entry by entry (AdaGrad-Norm on the whole
-    norm), so the order of a row's entries changes nothing."""
+    transposed weights and biases, layer after layer (each layer a view ``(K_g, in, out)`` of it), and their
+    optimisers step its rows together (:class:`core.optimizers.stacked.StackedOptimizers`, the runs ordered
+    so that rows of one update rule are adjacent). Transposed, because ``h @ Wᵀ``'s gradient with respect to
+    ``Wᵀ`` comes out of autograd contiguous and goes into the stacked gradient in one copy; every optimiser
+    here works entry by entry (AdaGrad-Norm on the whole norm), so the order of a row's entries changes
+    nothing."""
 
     def __init__(self, runs, models, batch, n, device, optimizers, lrs, hypers, seeds, factors):
         import torch
 
-        from core.optimizers import make
+        from core.optimizers import resolve_hyper
+        from core.optimizers.stacked import StackedOptimizers, rule
 
+        settings = {k: resolve_hyper(optimizers[k], lrs[k], **hypers[k]) for k in runs}
+        runs = sorted(runs, key=lambda k: rule(optimizers[k], settings[k]) or "")
         self.runs = runs
         self.batch = batch
         self.full = batch >= n
         self.steps_per_epoch = math.ceil(n / batch)
-        self.shapes = [tuple(lin.weight.shape) for lin in models[0].linears]
+        self.shapes = [tuple(lin.weight.shape) for lin in models[runs[0]].linears]
         with torch.no_grad():
-            rows = [torch.cat([t.detach().reshape(-1) for lin in m.linears for t in (lin.weight.T, lin.bias)])
-                    for m in models]
+            rows = [torch.cat([t.detach().reshape(-1) for lin in models[k].linears for t in (lin.weight.T, lin.bias)])
+                    for k in runs]
             self.flat = torch.stack(rows).to(device)
         self.grad = torch.zeros_like(self.flat)
-        self.optimizers = []
-        self.base_lrs = []
+        self.optimizers = StackedOptimizers(self.flat, self.grad, [optimizers[k] for k in runs],
+                                            [settings[k] for k in runs])
         self.factors = [factors[k] for k in runs]
-        for j, k in enumerate(runs):
-            row = self.flat[j]
-            row.grad = self.grad[j]
-            opt = make(optimizers[k], [row], lr=lrs[k], **hypers[k])
-            self.optimizers.append(opt)
-            self.base_lrs.append(opt.param_groups[0]["lr"])
+        self.lrs = list(self.optimizers.base_lrs)
+        self.frozen: dict[int, Any] = {}        # row -> the parameters its run diverged at
         self.taken = 0
         self.generators = [torch.Generator().manual_seed(int(seeds[k])) for k in runs]
         self.order = None
@@ -382,8 +381,19 @@ class _Group:
 
     def set_lrs(self) -> None:
         """η_k for the next step: base η times the schedule's factor (what LambdaLR computes)."""
-        for opt, base, factor in zip(self.optimizers, self.base_lrs, self.factors, strict=True):
-            opt.param_groups[0]["lr"] = base * factor(self.taken)
+        self.lrs = [base * factor(self.taken) for base, factor in zip(self.optimizers.base_lrs, self.factors,
+                                                                       strict=True)]
+        self.optimizers.set_lrs(self.lrs)
+
+    def step(self) -> None:
+        """Every run's optimiser step; a diverged run's row stays where it diverged."""
+        self.optimizers.step()
+        for row, theta in self.frozen.items():
+            self.flat[row].copy_(theta)
+        self.taken += 1
+
+    def freeze(self, row: int) -> None:
+        self.frozen[row] = self.flat[row].detach().clone()
 
     def forward(self, x, phi, skips):
         """Logits ``(K_g, B, outputs)`` of every run for inputs ``x`` of shape ``(K_g, B, d)`` or ``(B, d)``."""
@@ -489,8 +499,7 @@ def train_many(models, data, *, optimizer="sgd", lr=None, epochs: int = 10, batc
         runs = [k for k in range(k_runs) if batches[k] == batch]
         total = epochs * math.ceil(n / batch)
         factors = {k: schedule_factor(schedule, total) for k in runs}
-        groups.append(_Group(runs, [models[k] for k in runs], batch, n, dev, optimizers, lrs, hypers, seeds,
-                             factors))
+        groups.append(_Group(runs, models, batch, n, dev, optimizers, lrs, hypers, seeds, factors))
     ticks = max(g.steps_per_epoch for g in groups)
     every = every or _default_every(ticks)
     total_ticks = epochs * ticks
@@ -498,7 +507,7 @@ def train_many(models, data, *, optimizer="sgd", lr=None, epochs: int = 10, batc
     alive = np.ones(k_runs, dtype=bool)
     diverged: list[tuple[int, int]] = []
     last = {"train": np.zeros(k_runs), "test": np.zeros(k_runs), "acc": np.zeros(k_runs), "grad": np.zeros(k_runs),
-            "lr": np.array([opt.param_groups[0]["lr"] for g in groups for opt in g.optimizers])[_order(groups)]}
+            "lr": np.array([lr for g in groups for lr in g.lrs])[_order(groups)]}
     window = [torch.zeros(len(g.runs), device=dev) for g in groups]
     counts = [0 for _ in groups]
     started = time.perf_counter()
@@ -519,9 +528,13 @@ def train_many(models, data, *, optimizer="sgd", lr=None, epochs: int = 10, batc
                         hits[g.runs] += (out.argmax(-1) == yb).sum(1).cpu().numpy()
         return loss_sum / len(xs), hits / len(xs)
 
+    place = {k: (g, j) for g in groups for j, k in enumerate(g.runs)}
+
     def kill(k: int, at: int) -> None:
         alive[k] = False
         diverged.append((k, int(at)))
+        g, j = place[k]
+        g.freeze(j)
 
     def record(tick: int, initial: bool = False) -> ManyRecord:
         test_loss, accuracy = evaluate_all(data.x_test, data.y_test)
@@ -567,11 +580,9 @@ def train_many(models, data, *, optimizer="sgd", lr=None, epochs: int = 10, batc
         window[gi] += detached if all_finite else torch.where(finite, detached, torch.zeros_like(detached))
         counts[gi] += 1
         g.set_lrs()
-        g.taken += 1
-        for j, k in enumerate(g.runs):
-            if alive[k]:
-                last["lr"][k] = g.optimizers[j].param_groups[0]["lr"]
-                g.optimizers[j].step()
+        live = alive[g.runs]
+        last["lr"][g.runs] = np.where(live, g.lrs, last["lr"][g.runs])
+        g.step()
 
     try:
         yield record(0, initial=True)

@@ -2,6 +2,8 @@
 
 - :mod:`~core.optimizers.library`: ``NAMES``, ``make`` (torch.optim's classes, the mapping documented there).
 - :mod:`~core.optimizers.adagrad_norm`: ``AdaGradNorm``, a ``torch.optim.Optimizer`` (Ward, Wu & Bottou 2019).
+- :mod:`~core.optimizers.stacked`: ``StackedOptimizers``, K runs' optimisers stepping the rows of one tensor
+  (what ``core.training.train_many`` steps with), equal row by row to the classes above.
 - :mod:`~core.optimizers.quadratic`: ``tuned``, ``rate``, iteration matrices, heavy ball's momentum map.
 - :mod:`~core.optimizers.playground`: 2-D surfaces and optimiser paths, vectorised over optimisers.
 - :mod:`~core.optimizers.experiments`: b₀ sweeps, optimisers on a real network, batch norm.

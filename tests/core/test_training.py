@@ -179,8 +179,8 @@ def test_bad_arguments_are_refused_by_name(digits):
 
 # -- train_many: K models as one batched model ----------------------------------------------------------
 
-MANY = dict(optimizer=["sgd", "adam", "heavy_ball", "adagrad_norm", "gd", "rmsprop"],
-            lr=[0.2, 3e-3, 0.05, 0.5, 0.5, 1e-3], seed=[0, 1, 2, 3, 4, 5])
+MANY = dict(optimizer=["sgd", "adam", "heavy_ball", "adagrad_norm", "gd", "rmsprop", "nesterov", "adagrad"],
+            lr=[0.2, 3e-3, 0.05, 0.5, 0.5, 1e-3, 0.05, 0.05], seed=[0, 1, 2, 3, 4, 5, 6, 7])
 
 
 def separate(spec, digits, k, **kw):
@@ -196,7 +196,7 @@ def test_a_batched_run_equals_k_separate_runs(digits, spec):
     records = list(training.train_many(models, digits, epochs=2, batch_size=100, schedule="1/sqrt(k)", **MANY))
     final = records[-1]
     assert final.models == tuple(models) and final.diverged == () and final.alive.all()
-    assert final.step.tolist() == [28, 28, 28, 28, 2, 28]       # gd: one full-batch step per epoch
+    assert final.step.tolist() == [28, 28, 28, 28, 2, 28, 28, 28]       # gd: one full-batch step per epoch
     for k in range(len(models)):
         model, alone = separate(spec, digits, k, epochs=2, batch_size=100, schedule="1/sqrt(k)")
         for p, q in zip(model.parameters(), models[k].parameters(), strict=True):
