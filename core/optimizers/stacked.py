@@ -3,7 +3,8 @@
 ``core.training.train_many`` keeps K small networks as the rows of one tensor. One torch.optim optimiser per
 row costs K Python calls of a dozen small kernels each per step, and on a CPU those calls, not the
 arithmetic, are most of a step. Here the rows that share an update rule form one contiguous block and step
-with one kernel per term of the rule, each run's η, β, ε, … a ``(k, 1)`` column. The update of every row
+with one kernel per term of the rule, each run's η, β, ε, … one number where the block's rows share it
+(torch.optim's scalar arithmetic exactly), else a ``(k, 1)`` column. The update of every row
 is torch.optim's, term by term (``torch/optim/sgd.py``, ``adagrad.py``, ``rmsprop.py``, ``adam.py``, their
 single-tensor paths) and our :class:`~core.optimizers.adagrad_norm.AdaGradNorm`'s; ``tests/core/
 test_stacked_optimizers.py`` checks every rule against those classes, row by row. Settings no rule here
@@ -106,10 +107,6 @@ def coefficient(like, values: Sequence[float]):
     return like.new_tensor([float(v) for v in values]).unsqueeze(1)
 
 
-def _scaled(t, c):
-    return t * c
-
-
 def _sub_(theta, t, c) -> None:
     """θ ← θ − c·t."""
     if isinstance(c, float):
@@ -195,7 +192,7 @@ class _Block:
             direction = d.add(self.buffer, alpha=self.along_b) if isinstance(self.along_b, float) \
                 else d.addcmul(self.buffer, self.along_b)
         else:
-            direction = _scaled(self.buffer, self.along_b).addcmul_(d, self.along_d)
+            direction = (self.buffer * self.along_b).addcmul_(d, self.along_d)
         _sub_(theta, direction, lr)
 
     def _adagrad(self, theta, d, lr) -> None:

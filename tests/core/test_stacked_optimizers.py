@@ -26,6 +26,10 @@ RUNS = [  # adjacent rows of one rule form a block; the rmsprop and adam rows in
     ("adam", dict(lr=1e-2, betas=(0.8, 0.99))),
     ("adam", dict(lr=3e-3, eps=1e-6, weight_decay=0.05)),
 ]
+SHARED = [(name, kw) for name, kw in (("nesterov", dict(lr=0.05)), ("adagrad", {}), ("adagrad_norm", {}),
+                                      ("rmsprop", {}), ("adam", dict(lr=1e-2)), ("heavy_ball", dict(lr=0.05)))
+          for _ in range(2)]
+"""Blocks whose rows share every setting: the scalar path (torch.optim's own arithmetic)."""
 P = 37
 
 
@@ -37,29 +41,33 @@ def gradient(theta, step: int, row: int):
     return curvature * (theta - 1.0) + 0.3 * noise
 
 
-def test_the_stacked_rows_step_as_torch_optim_does_row_by_row():
-    names = [n for n, _ in RUNS]
-    settings = [resolve_hyper(n, **kw) for n, kw in RUNS]
-    start = torch.randn(len(RUNS), P, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+@pytest.mark.parametrize("runs", [RUNS, SHARED], ids=["per-row settings", "shared settings"])
+def test_the_stacked_rows_step_as_torch_optim_does_row_by_row(runs):
+    names = [n for n, _ in runs]
+    settings = [resolve_hyper(n, **kw) for n, kw in runs]
+    start = torch.randn(len(runs), P, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     flat, grad = start.clone(), torch.zeros_like(start)
     stacked = StackedOptimizers(flat, grad, names, settings)
-    assert [b.rows for b in stacked.blocks] == [slice(0, 5), slice(5, 7), slice(7, 9), slice(11, 13),
-                                                 slice(13, 15)]
-    assert sorted(stacked.single) == [9, 10]
-    rows = [start[k].clone().requires_grad_() for k in range(len(RUNS))]
-    references = [make(n, [row], **kw) for (n, kw), row in zip(RUNS, rows, strict=True)]
+    if runs is RUNS:
+        assert [b.rows for b in stacked.blocks] == [slice(0, 5), slice(5, 7), slice(7, 9), slice(11, 13),
+                                                     slice(13, 15)]
+        assert sorted(stacked.single) == [9, 10]
+    else:
+        assert len(stacked.blocks) == 6 and not stacked.single
+    rows = [start[k].clone().requires_grad_() for k in range(len(runs))]
+    references = [make(n, [row], **kw) for (n, kw), row in zip(runs, rows, strict=True)]
     base = [s["lr"] for s in settings]
     for step in range(40):
         factor = 1 / (step + 1) ** 0.5         # a schedule changes η each step
         stacked.set_lrs([b * factor for b in base])
-        for k in range(len(RUNS)):
+        for k in range(len(runs)):
             grad[k] = gradient(flat[k], step, k)
         stacked.step()
         for k, (row, opt, b) in enumerate(zip(rows, references, base, strict=True)):
             opt.param_groups[0]["lr"] = b * factor
             row.grad = gradient(row.detach(), step, k)
             opt.step()
-    for k, (name, _) in enumerate(RUNS):
+    for k, (name, _) in enumerate(runs):
         torch.testing.assert_close(flat[k], rows[k].detach(), rtol=1e-12, atol=1e-12, msg=f"row {k}: {name}")
         assert not torch.equal(flat[k], start[k])
 
