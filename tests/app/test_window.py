@@ -73,6 +73,31 @@ def test_a_panel_built_on_its_first_show_is_kept_out_of_full_collections(window,
     assert all(o is not panel for o in gc.get_objects())     # the collector's generations leave it alone
 
 
+def test_a_tabs_first_jobs_wait_for_its_plots_fits_and_then_paint_in_turns(window, qtbot, monkeypatch):
+    import time
+
+    from app import plots
+    from app import window as window_module
+
+    pending = [True]
+    monkeypatch.setattr(plots, "fits_pending", lambda: pending[0])
+    held = []
+    monkeypatch.setattr(plots, "paint_in_turns", lambda widgets: held.append(list(widgets)))
+    panel = window.show_panel("pruning")
+    qtbot.wait(150)                                   # the build's fits are still to come: no jobs yet
+    assert panel.render_count == 0 and not panel.is_busy() and held == []
+    pending[0] = False
+    qtbot.waitUntil(lambda: panel.is_busy() or panel.render_count > 0, timeout=2000)
+    assert held == [list(panel.plots.values())]       # the first draws' repaints are spread over turns
+    # fits that never settle hold the first jobs back FIRST_JOBS_WAIT_MS at most
+    pending[0] = True
+    other = window.show_panel("robustness")
+    start = time.monotonic()
+    qtbot.waitUntil(lambda: other.is_busy() or other.render_count > 0, timeout=5000)
+    waited = time.monotonic() - start
+    assert window_module.FIRST_JOBS_WAIT_MS / 1000 <= waited + 0.05
+
+
 def test_menus_have_the_promised_actions_with_shortcuts(window):
     actions = {}
     for menu in window.menuBar().findChildren(QMenu):
