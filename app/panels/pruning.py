@@ -170,9 +170,15 @@ def _dots(plot, name, colour, errors=True):
     """plots.sim_dots whose legend sample shows its colour before the first data (pyqtgraph draws a
     PlotDataItem's sample from its scatter, styled only when data is set)."""
     dots, bars = plots.sim_dots(plot, name, colour, errors=errors)
-    dots.setData([np.nan], [np.nan])
-    dots.setData([], [])
+    _style_sample(dots)
     return dots, bars
+
+
+def _style_sample(dots) -> None:
+    # one finite point, at once taken away: an all-NaN point makes the scatter's bounds (asked for by
+    # Qt while the item is shown) warn "All-NaN slice encountered"
+    dots.setData([0.0], [0.0])
+    dots.setData([], [])
 
 
 def _readout(plot, anchor=(0.5, 0)) -> pg.TextItem:
@@ -265,14 +271,12 @@ class PruningPanel(Panel):
             dots, bars = _dots(plot, label, colour)
             if symbol != "o":
                 dots.setSymbol(symbol)
-                dots.setData([np.nan], [np.nan])
-                dots.setData([], [])
+                _style_sample(dots)
             self.method_dots[method] = (dots, bars, symbol)
         # the instant slider: the trained dense net pruned by magnitude, never retrained
         self.instant_curve, _ = _dots(plot, "no retraining", 2, errors=False)
         self.instant_curve.setSymbol("d")
-        self.instant_curve.setData([np.nan], [np.nan])
-        self.instant_curve.setData([], [])
+        _style_sample(self.instant_curve)
         # the slider's density: a dashed segment over 0–100 % only, so that the legend below 0 covers nothing
         self.instant_marker = plot.plot([], [], pen=pg.mkPen("#888888", width=2, style=pg.QtCore.Qt.PenStyle.DashLine))
         self.instant_text = _readout(plot, anchor=(0, 0.5))
