@@ -55,6 +55,7 @@ def _as_generator(fn: Callable, args: tuple, kwargs: dict):
     Exceptions become JobError: superqt's generator worker treats a RuntimeError (which torch raises
     for ordinary failures) as a deleted worker and would swallow it without a finished signal.
     """
+    out = None
     try:
         out = fn(*args, **kwargs)
         if inspect.isgenerator(out):
@@ -67,6 +68,22 @@ def _as_generator(fn: Callable, args: tuple, kwargs: dict):
         raise
     except Exception as exc:
         raise JobError(_message(exc)) from exc
+    finally:
+        if inspect.isgenerator(out):
+            out.close()
+
+
+class _Worker(GeneratorWorker):
+    """superqt's generator worker, whose generator is closed in the worker's own thread when the job ends
+    or is cancelled (superqt leaves a cancelled one suspended): a job suspended inside ``with
+    torch.no_grad()`` would otherwise leave the pool thread's (thread-local) grad mode off for every later
+    job on it ("element 0 of tensors does not require grad")."""
+
+    def work(self):
+        try:
+            return super().work()
+        finally:
+            self._gen.close()
 
 
 def _message(exc: BaseException) -> str:
@@ -182,7 +199,7 @@ class Runner(QObject):
         if key not in self._pending:
             return
         gen, job = self._pending.pop(key)
-        worker = GeneratorWorker(_as_generator, job.fn, job.args, job.kwargs)
+        worker = _Worker(_as_generator, job.fn, job.args, job.kwargs)
         started = time.perf_counter()
         worker.yielded.connect(lambda item, g=gen, j=job: self._queue(key, lambda: self._on_partial(j, g, item)))
         worker.returned.connect(lambda value, g=gen, j=job, t=started:

@@ -180,41 +180,42 @@ def simulate_steps(phi, sigma_w, sigma_b, depth=30, width=1000, *, noise="none",
             return 1.0 + noise_std * torch.randn(shape, generator=gen, device=dev)
         return None
 
-    with torch.no_grad():
-        x = _input_pairs(torch, gen, pairs, N, q0, c0, dev)
-        hs, masks = [x], [None]
-        a = x
-        for layer in range(1, L + 1):
-            if layer % _YIELD_EVERY == 0:
-                yield Progress(0.5 * layer / L)
-            bias = sigma_b * torch.randn(N, generator=gen, device=dev)
-            h = torch.addmm(bias, a, weight(layer).T, alpha=scale)
-            hs.append(h)
-            if layer < L:
-                mask = noise_mask(h.shape)
-                masks.append(mask)
-                a = act.torch(h) if mask is None else act.torch(h) * mask
-        grads = [None] * (L + 1)
-        grads[L] = torch.randn(h.shape, generator=gen, device=dev)
-        for layer in range(L, 0, -1):
-            if layer % _YIELD_EVERY == 0:
-                yield Progress(1.0 - 0.5 * layer / L)
-            back = torch.mm(grads[layer], weight(layer)).mul_(scale)
-            if layer == 1:
-                grads[0] = back
-                break
-            mask = masks[layer - 1]
-            with torch.enable_grad():
-                hh = hs[layer - 1].detach().requires_grad_(True)
-                upstream = back if mask is None else back * mask
-                # φ acts elementwise, so the vector-Jacobian product is the gradient of a scalar; with
-                # a tensor grad_outputs torch imports sympy on first use (0.5 s, 30 MB).
-                (grads[layer - 1],) = torch.autograd.grad((act.torch(hh) * upstream).sum(), hh)
-        stats = torch.stack([torch.stack([(t * t).mean() for t in hs]),
-                             torch.stack([_pair_correlation(t) for t in hs]),
-                             torch.stack([(t * t).mean() for t in grads])]).double().cpu().numpy()
-        pre = torch.stack([_strided(hs[k], samples) for k in layers]).cpu().numpy()
-        grad = torch.stack([_strided(grads[k], samples) for k in layers]).cpu().numpy()
+    # no torch.no_grad() around this: the generator yields progress from inside, and grad mode is per
+    # thread, so a consumer's own autograd would be off between partials (nothing here requires grad)
+    x = _input_pairs(torch, gen, pairs, N, q0, c0, dev)
+    hs, masks = [x], [None]
+    a = x
+    for layer in range(1, L + 1):
+        if layer % _YIELD_EVERY == 0:
+            yield Progress(0.5 * layer / L)
+        bias = sigma_b * torch.randn(N, generator=gen, device=dev)
+        h = torch.addmm(bias, a, weight(layer).T, alpha=scale)
+        hs.append(h)
+        if layer < L:
+            mask = noise_mask(h.shape)
+            masks.append(mask)
+            a = act.torch(h) if mask is None else act.torch(h) * mask
+    grads = [None] * (L + 1)
+    grads[L] = torch.randn(h.shape, generator=gen, device=dev)
+    for layer in range(L, 0, -1):
+        if layer % _YIELD_EVERY == 0:
+            yield Progress(1.0 - 0.5 * layer / L)
+        back = torch.mm(grads[layer], weight(layer)).mul_(scale)
+        if layer == 1:
+            grads[0] = back
+            break
+        mask = masks[layer - 1]
+        with torch.enable_grad():
+            hh = hs[layer - 1].detach().requires_grad_(True)
+            upstream = back if mask is None else back * mask
+            # φ acts elementwise, so the vector-Jacobian product is the gradient of a scalar; with
+            # a tensor grad_outputs torch imports sympy on first use (0.5 s, 30 MB).
+            (grads[layer - 1],) = torch.autograd.grad((act.torch(hh) * upstream).sum(), hh)
+    stats = torch.stack([torch.stack([(t * t).mean() for t in hs]),
+                         torch.stack([_pair_correlation(t) for t in hs]),
+                         torch.stack([(t * t).mean() for t in grads])]).double().cpu().numpy()
+    pre = torch.stack([_strided(hs[k], samples) for k in layers]).cpu().numpy()
+    grad = torch.stack([_strided(grads[k], samples) for k in layers]).cpu().numpy()
     yield Simulation(int(seed), stats[0], stats[1], stats[2], np.asarray(layers), pre, grad,
                      devices.describe(dev), time.perf_counter() - start)
 

@@ -63,6 +63,27 @@ def test_generator_partials_arrive_in_order_and_can_be_cancelled(runner, qtbot):
     assert parts == list(range(n)) and n < 1000
 
 
+def test_a_cancelled_job_inside_no_grad_leaves_its_thread_with_gradients_on(runner, qtbot):
+    import torch
+
+    runner._pool.setMaxThreadCount(1)       # the next job runs on the same pool thread
+
+    def without_grad():
+        with torch.no_grad():
+            for i in range(10_000):
+                time.sleep(0.005)
+                yield i
+
+    parts, seen = [], []
+    runner.submit(Job("g", without_grad, on_partial=parts.append))
+    qtbot.waitUntil(lambda: len(parts) >= 3, timeout=5000)
+    runner.cancel("g")
+    qtbot.waitUntil(lambda: not runner.is_busy("g"), timeout=5000)
+    runner.submit(Job("next", torch.is_grad_enabled, on_result=seen.append))
+    qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+    assert seen == [True]
+
+
 def test_errors_are_reported_not_raised_including_runtime_errors(runner, qtbot):
     errors = []
 

@@ -480,3 +480,12 @@ def test_normal_cdf_table_matches_erfc():
     x = np.linspace(-12, 12, 10_001)
     exact = np.array([0.5 * math.erfc(-v / math.sqrt(2)) for v in x])
     np.testing.assert_allclose(prop.gaussian.normal_cdf(x), exact, atol=1e-6)
+
+
+def test_the_simulation_generator_leaves_gradients_on_between_its_partials():
+    import torch
+
+    from core.propagation.simulation import simulate_steps
+
+    states = [torch.is_grad_enabled() for _ in simulate_steps("tanh", 1.5, 0.1, depth=40, width=50)]
+    assert len(states) > 2 and all(states)   # grad mode is per thread: a consumer's autograd must keep working
