@@ -354,7 +354,6 @@ class _Group:
         self.optimizers = StackedOptimizers(self.flat, self.grad, [optimizers[k] for k in runs],
                                             [settings[k] for k in runs])
         self.factors = [factors[k] for k in runs]
-        self.lrs = list(self.optimizers.base_lrs)
         self.frozen: dict[int, Any] = {}        # row -> the parameters its run diverged at
         self.taken = 0
         self.generators = [torch.Generator().manual_seed(int(seeds[k])) for k in runs]
@@ -381,9 +380,8 @@ class _Group:
 
     def set_lrs(self) -> None:
         """η_k for the next step: base η times the schedule's factor (what LambdaLR computes)."""
-        self.lrs = [base * factor(self.taken) for base, factor in zip(self.optimizers.base_lrs, self.factors,
-                                                                       strict=True)]
-        self.optimizers.set_lrs(self.lrs)
+        self.optimizers.set_lrs([base * factor(self.taken)
+                                 for base, factor in zip(self.optimizers.base_lrs, self.factors, strict=True)])
 
     def step(self) -> None:
         """Every run's optimiser step; a diverged run's row stays where it diverged."""
@@ -507,7 +505,7 @@ def train_many(models, data, *, optimizer="sgd", lr=None, epochs: int = 10, batc
     alive = np.ones(k_runs, dtype=bool)
     diverged: list[tuple[int, int]] = []
     last = {"train": np.zeros(k_runs), "test": np.zeros(k_runs), "acc": np.zeros(k_runs), "grad": np.zeros(k_runs),
-            "lr": np.array([lr for g in groups for lr in g.lrs])[_order(groups)]}
+            "lr": np.array([lr for g in groups for lr in g.optimizers.lrs])[_order(groups)]}
     window = [torch.zeros(len(g.runs), device=dev) for g in groups]
     counts = [0 for _ in groups]
     started = time.perf_counter()
@@ -581,7 +579,7 @@ def train_many(models, data, *, optimizer="sgd", lr=None, epochs: int = 10, batc
         counts[gi] += 1
         g.set_lrs()
         live = alive[g.runs]
-        last["lr"][g.runs] = np.where(live, g.lrs, last["lr"][g.runs])
+        last["lr"][g.runs] = np.where(live, g.optimizers.lrs, last["lr"][g.runs])
         g.step()
 
     try:

@@ -142,8 +142,8 @@ class _Block:
         mine = settings[rows]
         shape = flat[rows].shape
 
-        def hyper(key, index=None):
-            return coefficient(flat, [s[key] if index is None else s[key][index] for s in mine])
+        def hyper(key):
+            return coefficient(flat, [s[key] for s in mine])
 
         def zeros():
             return torch.zeros(shape, dtype=flat.dtype, device=flat.device)
@@ -171,6 +171,9 @@ class _Block:
             self.exp_avg, self.exp_avg_sq = zeros(), zeros()
             self.beta1 = [float(s["betas"][0]) for s in mine]
             self.beta2 = [float(s["betas"][1]) for s in mine]
+            self.one_minus_beta1 = coefficient(flat, [1 - b for b in self.beta1])
+            self.beta2_coefficient = coefficient(flat, self.beta2)
+            self.one_minus_beta2 = coefficient(flat, [1 - b for b in self.beta2])
             self.eps = hyper("eps")
 
     def step(self, theta, g, lr) -> None:
@@ -212,10 +215,9 @@ class _Block:
 
     def _adam(self, theta, d, lr) -> None:
         t = self.t
-        one_minus_beta1 = coefficient(theta, [1 - b for b in self.beta1])
-        self.exp_avg.lerp_(d, one_minus_beta1)
-        self.exp_avg_sq.mul_(coefficient(theta, self.beta2))
-        _add_product_(self.exp_avg_sq, d, d, coefficient(theta, [1 - b for b in self.beta2]))
+        self.exp_avg.lerp_(d, self.one_minus_beta1)
+        self.exp_avg_sq.mul_(self.beta2_coefficient)
+        _add_product_(self.exp_avg_sq, d, d, self.one_minus_beta2)
         bias_correction1 = coefficient(theta, [1 - b ** t for b in self.beta1])
         root = coefficient(theta, [(1 - b ** t) ** 0.5 for b in self.beta2])
         denom = (self.exp_avg_sq.sqrt() / root).add_(self.eps)
