@@ -17,19 +17,24 @@ def main(argv: list[str]) -> int:
     names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
     if argv:
         names = [n for n in names if any(a in n for a in argv)]
+    import torch
+
+    from core import device
+
+    device.default()                    # sets the app's torch thread count (one core left to the GUI)
+    app_threads = torch.get_num_threads()
     rows: list[Row] = []
     failed = False
     for name in names:
+        # a benchmark that takes every core (bench_landscape) must not leave it so for the ones after it
+        torch.set_num_threads(app_threads)
         print(f"running {name} …", file=sys.stderr, flush=True)
         try:
             rows += importlib.import_module(f"tests.benchmarks.{name}").run()
         except Exception:
             traceback.print_exc()
             failed = True
-    import torch
-
-    from core import device
-
+    torch.set_num_threads(app_threads)
     print(f"\nmachine: {platform.processor() or platform.machine()}, {device.describe()}, torch {torch.__version__}")
     print(format_table(rows))
     return 1 if failed else 0
