@@ -118,7 +118,9 @@ class PlotGrid(QScrollArea):
         column fewer (until the width changes) rather than scroll sideways."""
         if self.mode == "focus" or not self.isVisible():
             return
-        if plotting.fits_pending():        # the plots' needs are not yet those of the current style
+        # the plots' needs are not yet those of the current style or titles (while a panel streams
+        # results its legends keep moving: those fits change no size and must not put this off for ever)
+        if plotting.full_fits_pending(self.body.findChildren(plotting.pg.PlotWidget)):
             self.check_overflow()
             return
         self._readable_minimum()          # minimums from those needs, not from before a restyle

@@ -105,6 +105,15 @@ class _TurnTakingPlot(pg.PlotWidget):
         super().showEvent(event)
         if not event.spontaneous():
             _take_turn(self)
+        if getattr(self, "eoc_need_stale", False):
+            schedule_fit(self, full=True)  # restyled or retitled while hidden: what it needs is unknown
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        # A plot item wider than its widget (a title that needed more room) keeps its view's size while
+        # the widget grows to what it asked for, so the view's resize signal does not come
+        if hasattr(self, "eoc_fit_timer") and event.size().width() != event.oldSize().width():
+            schedule_fit(self, full=True)
 
     def paintEvent(self, event) -> None:
         # Qt paints a widget it shows even with its updates disabled: a held plot is painted when let go
@@ -247,6 +256,23 @@ def _text_size(html: str, margin: float = 4.0) -> tuple[float, float]:
     return size
 
 
+def narrowest_wrap(text: str, points: float, max_lines: int = 3) -> str:
+    """``text`` wrapped into at most ``max_lines`` lines with its widest line as narrow as it can be (the
+    title a plot needs least room for): the narrowest width at which :func:`wrap_html`'s lines, given
+    as many as they need, are no more than ``max_lines``. One word to a line would leave the rest of a
+    long title on the last line, the widest of all."""
+    def lines_at(width: float) -> int:
+        return wrap_html(text, points, width, max_lines=10_000).count("<br>") + 1
+
+    lo, hi = 1.0, _text_size(_span(text, points))[0]
+    if lines_at(lo) <= max_lines:
+        return wrap_html(text, points, lo, max_lines)
+    while hi - lo > 2.0:  # a width at which the text takes max_lines lines or fewer lies in (lo, hi]
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if lines_at(mid) <= max_lines else (mid, hi)
+    return wrap_html(text, points, hi, max_lines)
+
+
 def _span(text: str, points: float) -> str:
     return f"<span style='font-size: {points}pt'>{text}</span>"
 
@@ -301,6 +327,7 @@ def fit(widget: pg.PlotWidget) -> None:
     need_w, need_h = plot_minimum(widget)
     need_w = _width_with_narrowest_title(widget, need_w)
     laid_out = widget.isVisible() and room > 40
+    widget.eoc_need_stale = not laid_out
     if laid_out:
         widget.eoc_need = (need_w, need_h)  # the plot grid keeps at least this (see plot_grid)
     if laid_out and (need_w > widget.minimumWidth() or need_h > widget.minimumHeight()):
@@ -334,11 +361,13 @@ def _width_with_narrowest_title(widget, width: int) -> int:
     text = getattr(item, "eoc_title", "")
     if not text or shown is None or not label.isVisible():
         return width
-    narrowest = wrap_html(text, shown[1], 1.0)
+    narrowest = narrowest_wrap(text, shown[1])
     if narrowest == shown[0]:
         return width
     label.setText(narrowest, color=shown[2], size=f"{shown[1]}pt")
-    width = plot_minimum(widget)[0]
+    # the title is wrapped to its column's room less TITLE_MARGIN, and that room is the widget's width
+    # less the axes and COLUMN_MARGIN: the narrowest title fits only with both margins to spare
+    width = plot_minimum(widget)[0] + TITLE_MARGIN + COLUMN_MARGIN
     label.setText(shown[0], color=shown[2], size=f"{shown[1]}pt")
     return width
 
@@ -352,13 +381,18 @@ def plot_minimum(widget) -> tuple[int, int]:
     return math.ceil(need.width()), math.ceil(need.height()) + view
 
 
+#: Pixels a title keeps free of its column's room, and the column's room keeps free of the widget's width.
+TITLE_MARGIN = 8
+COLUMN_MARGIN = 4
+
+
 def column_room(widget) -> float:
     """The width of the plot's view column (where the title and the x label go), in pixels: the
     widget's width less the vertical axes, not the plot item's, which a too-long title widens."""
     item = widget.getPlotItem()
     axes = sum(item.getAxis(side).width() for side in ("left", "right") if item.getAxis(side).isVisible())
     bars = sum(c.width() for c in item.childItems() if isinstance(c, pg.ColorBarItem))
-    return widget.width() - axes - bars - 4
+    return widget.width() - axes - bars - COLUMN_MARGIN
 
 
 def _fit_title(item, room: float | None = None) -> None:
@@ -367,7 +401,7 @@ def _fit_title(item, room: float | None = None) -> None:
     if not text:
         return
     points = sizes()["title"]
-    wrapped = wrap_html(text, points, (item.vb.width() if room is None else room) - 8)
+    wrapped = wrap_html(text, points, (item.vb.width() if room is None else room) - TITLE_MARGIN)
     fg = THEMES[_style["theme"]]["foreground"]
     if getattr(item, "eoc_title_shown", None) != (wrapped, points, fg):
         label.setText(wrapped, color=fg, size=f"{points}pt")
@@ -770,6 +804,9 @@ def set_title(widget: pg.PlotWidget, text: str) -> None:
     if text:
         item.titleLabel.setVisible(True)
         _fit_title(item)
+        if item.titleLabel.minimumWidth() > column_room(widget):
+            # even wrapped, the new title is wider than its plot: the plot must ask for more room
+            schedule_fit(widget, full=True)
     else:
         item.setTitle(None)
 
@@ -894,6 +931,13 @@ def fits_pending() -> bool:
     """Whether a plot's fit is still to come: its own timer running, or queued, or the plot held from
     painting (:func:`paint_in_turns`; its first paint sizes its axes to their tick labels, which asks for one)."""
     return bool(_fit_queue) or bool(_held) or any(shiboken6.isValid(w) and w.eoc_fit_timer.isActive() for w in _plots)
+
+
+def full_fits_pending(widgets) -> bool:
+    """Whether any of ``widgets`` has a full fit (titles, labels, legend layout: what it needs) to come;
+    a legend's move after new data does not count (it changes no plot's size)."""
+    return any(shiboken6.isValid(w) and (id(w) in _fit_queue or w.eoc_fit_timer.isActive()
+                                         and getattr(w, "eoc_fit_full", True)) for w in widgets)
 
 
 def schedule_fit(widget: pg.PlotWidget, full: bool = False) -> None:

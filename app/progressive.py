@@ -9,7 +9,7 @@ import time
 from contextlib import contextmanager
 
 #: While building progressively, the event loop is served when this long has passed since it last was.
-SERVE_EVERY_S = 0.02
+SERVE_EVERY_S = 0.01
 _depth = [0]
 _last_served = [0.0]
 

@@ -210,3 +210,31 @@ def test_cells_wider_than_their_share_take_fewer_columns_not_a_sideways_scroll(q
     area.resize(1400, 700)      # a wider area: the panel's own three columns again
     qtbot.waitUntil(lambda: area.mode == "grid", timeout=3000)
     assert area.body.minimumSizeHint().width() <= area.viewport().width()
+
+
+def test_a_grid_takes_fewer_columns_even_while_a_plots_legend_keeps_moving_with_new_data(qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QFrame, QGridLayout
+
+    from app.plot_grid import PlotGrid
+
+    grid = QGridLayout()
+    streaming = plots.make_plot("Accuracy", "ε", "accuracy (%)")
+    grid.addWidget(streaming, 0, 0)
+    for i in range(1, 6):
+        cell = QFrame()
+        cell.setMinimumSize(400, 120)
+        grid.addWidget(cell, i // 3, i % 3)
+    area = PlotGrid(grid)
+    qtbot.addWidget(area)
+    area.resize(1000, 700)
+    new_data = QTimer()         # a training panel's results: each moves the legend once the data rest
+    new_data.timeout.connect(lambda: plots.schedule_fit(streaming))
+    new_data.start(50)
+    try:
+        area.show()
+        qtbot.waitExposed(area)
+        qtbot.waitUntil(lambda: area.mode == "reflow 2", timeout=3000)
+        assert plots.fits_pending()                  # the legend's move was still to come all along
+    finally:
+        new_data.stop()

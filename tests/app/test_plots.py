@@ -189,3 +189,43 @@ def test_plots_whose_data_changed_together_repaint_one_per_turn(qtbot):
     plots.paint_in_turns(widgets)
     plots.release_held()
     assert all(w.updatesEnabled() for w in widgets)
+
+
+LONG_TITLE = "Accuracy vs density · preview: 1 seed, 3 epochs · running, 19 nets"
+
+
+def _widest_line(html: str, points: float) -> float:
+    return max(plots._text_size(plots._span(line, points))[0] for line in html.split("<br>"))
+
+
+def test_the_narrowest_wrap_of_a_title_is_the_narrowest_of_every_split_into_three_lines(qapp):
+    points = 22
+    words = LONG_TITLE.split(" ")
+    best = math.inf
+    for i in range(1, len(words) + 1):          # brute force: every split into one, two or three lines
+        for j in range(i, len(words) + 1):
+            lines = [" ".join(words[:i]), " ".join(words[i:j]), " ".join(words[j:])]
+            best = min(best, _widest_line("<br>".join(line for line in lines if line), points))
+    wrapped = plots.narrowest_wrap(LONG_TITLE, points)
+    assert wrapped.count("<br>") <= 2
+    assert wrapped.replace("<br>", " ") == LONG_TITLE
+    assert best - 0.5 <= _widest_line(wrapped, points) <= best + 2.5       # (its search stops within 2 px)
+
+
+def test_a_plot_retitled_while_hidden_asks_for_the_room_its_title_needs_when_shown(qtbot):
+    widget = plots.make_plot("Accuracy", "x", "y")
+    qtbot.addWidget(widget)
+    widget.resize(300, 260)
+    widget.show()
+    qtbot.waitUntil(lambda: not plots.fits_pending() and hasattr(widget, "eoc_need"))
+    before = widget.eoc_need
+    widget.hide()
+    plots.set_title(widget, LONG_TITLE)
+    plots.schedule_fit(widget, full=True)               # as a restyle (presentation mode) does
+    qtbot.waitUntil(lambda: not plots.fits_pending())
+    assert widget.eoc_need == before                    # hidden: not laid out, nothing to measure
+    widget.show()
+    points = plots.sizes()["title"]
+    title = _widest_line(plots.narrowest_wrap(LONG_TITLE, points), points)
+    qtbot.waitUntil(lambda: widget.eoc_need[0] >= title, timeout=3000)
+    assert widget.minimumWidth() >= title
