@@ -118,6 +118,7 @@ class _TurnTakingPlot(pg.PlotWidget):
     def paintEvent(self, event) -> None:
         # Qt paints a widget it shows even with its updates disabled: a held plot is painted when let go
         if self.updatesEnabled():
+            self.eoc_painted = True
             super().paintEvent(event)
 
 
@@ -911,10 +912,25 @@ def _next_turn() -> None:
     _turn_taken[0] = False
 
 
-def _release_one() -> None:
+#: The longest the next held plot waits for the one released before it to paint (a hidden one never does).
+PAINT_WAIT_S = 0.05
+_released: list = [None, 0.0]       # the plot let go last, and when
+
+
+def _release_one(wait: bool = True) -> None:
+    import time
+
+    last, since = _released
+    if wait and last is not None and shiboken6.isValid(last) and last.isVisible() \
+            and not getattr(last, "eoc_painted", True) and time.perf_counter() - since < PAINT_WAIT_S:
+        # on a busy machine a repaint can take longer than PAINT_TURN_MS to come: the next waits for it
+        _held_timer[0].start(PAINT_TURN_MS)
+        return
     while _held:
         w = _held.pop(0)
         if shiboken6.isValid(w) and not w.updatesEnabled():
+            w.eoc_painted = False
+            _released[:] = [w, time.perf_counter()]
             w.setUpdatesEnabled(True)       # queues its repaint
             break
     if _held:
@@ -924,7 +940,7 @@ def _release_one() -> None:
 def release_held() -> None:
     """Let every held plot repaint now (before grabbing a window's pixels, which skips held widgets)."""
     while _held:
-        _release_one()
+        _release_one(wait=False)
 
 
 def fits_pending() -> bool:
