@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -232,6 +233,9 @@ LEGEND_MARGIN = {False: 6, True: 8}
 LEGEND_REST_MS = 300
 #: The least height of a plot's view when its legend has to go under it.
 MIN_VIEW_HEIGHT = 120
+#: The most data points (lines sampled every 4 px) a legend may lie over in its view, a line's end grazing
+#: its corner; where every corner has more, the legend goes in a row of its own under the plot.
+COVER_TOLERANCE = 3
 #: A legend may take this share of its view's height before it spreads into more columns.
 LEGEND_HEIGHT_SHARE = 0.45
 _measure_item: QGraphicsTextItem | None = None
@@ -441,7 +445,8 @@ def _fit_axis_label(axis, length: float) -> None:
 
 def fit_legend(widget: pg.PlotWidget) -> None:
     """Lay the legend out in one or two columns (long labels wrapped) and in the corner of its view
-    that leave the least data under it, the smaller box first; it must fit inside the view."""
+    that leave the least data under it, the smaller box first; it must fit inside the view and cover no
+    more than :data:`COVER_TOLERANCE` data points, or it goes in a row of its own under the plot."""
     item = widget.getPlotItem()
     legend = item.legend if item is not None else None
     if legend is None or not legend.items:
@@ -449,13 +454,14 @@ def fit_legend(widget: pg.PlotWidget) -> None:
     vb = item.vb
     w, h = vb.width(), vb.height()
     outside = getattr(legend, "eoc_outside", False)
+    px, py = data_pixels(item)
     if outside:  # the view would have the legend's room back if the legend went inside
         h += legend.height() + item.layout.verticalSpacing()
+        py = py * (h / max(vb.height(), 1.0))
     if w < 20 or h < 20:
         return
     m = LEGEND_MARGIN[_style["presentation"]]
     room_w, room_h = w - 2 * m, h - 2 * m
-    px, py = data_pixels(item)
     options = []
     for columns in range(1, min(len(legend.items), 3) + 1):
         texts, (lw, lh) = _legend_plan(legend, columns, room_w)
@@ -464,7 +470,9 @@ def fit_legend(widget: pg.PlotWidget) -> None:
             overlap = _count_under(px, py, corner, lw, lh, w, h, m)
             options.append(((overflow, overlap, lw * lh), columns, corner, texts, (lw, lh)))
     score, columns, corner, texts, size = min(options, key=lambda o: o[0])
-    if score[0] > 0:  # no room in the view at all: under the plot, where it covers nothing
+    under = score[0] > 0 or score[1] > COVER_TOLERANCE or getattr(legend, "eoc_covering", False)
+    legend.eoc_covering = False
+    if under:  # no room in the view, or data in every corner: under the plot, where it covers nothing
         columns = min(len(legend.items), 3)
         while columns > 1 and _legend_plan(legend, columns, room_w)[1][0] > room_w:
             columns -= 1
@@ -477,8 +485,8 @@ def fit_legend(widget: pg.PlotWidget) -> None:
             label.setText(text, color=fg, size=f"{points}pt")
             label.eoc_shown = (text, points, fg)
     _set_columns(legend, columns, size)
-    _legend_outside(item, legend, score[0] > 0)
-    if score[0] == 0:
+    _legend_outside(item, legend, under)
+    if not under:
         _set_corner(legend, corner)
 
 
@@ -496,13 +504,25 @@ def _legend_outside(item, legend: pg.LegendItem, outside: bool) -> None:
             except (RuntimeError, TypeError):
                 pass
             legend._GraphicsWidgetAnchor__parent = None
-        legend.setParentItem(item)
+        # (LegendItem.setParentItem would anchor it to the plot item's corner, over the title)
+        pg.GraphicsWidget.setParentItem(legend, item)
         item.layout.addItem(legend, 4, 1, alignment=pg.QtCore.Qt.AlignmentFlag.AlignHCenter)
         item.layout.activate()
     else:
         item.layout.removeItem(legend)
         legend.setParentItem(item.vb)
         legend.eoc_at = None
+
+
+def _resize_label_while_alive(label, event, resize=pg.LabelItem.resizeEvent) -> None:
+    # A legend under its plot sits in the plot item's layout. When the window is torn down, Qt resizes
+    # its labels after their text items are gone, and pyqtgraph's resizeEvent would touch the dead item:
+    # a RuntimeError, which shiboken turns into a segfault when it comes at the interpreter's exit.
+    if shiboken6.isValid(label.item):
+        resize(label, event)
+
+
+pg.LabelItem.resizeEvent = _resize_label_while_alive
 
 
 def legend_inside_view(widget: pg.PlotWidget) -> bool:
@@ -577,7 +597,8 @@ def _set_columns(legend: pg.LegendItem, columns: int, size: tuple[float, float])
 
 def place_legend(widget: pg.PlotWidget) -> None:
     """Move the legend to the corner of its view with the fewest data points (and line samples) under
-    it; it stays where it is unless another corner has strictly fewer."""
+    it; it stays where it is unless another corner has strictly fewer. Where every corner has more than
+    :data:`COVER_TOLERANCE`, it goes under the plot."""
     item = widget.getPlotItem()
     legend = item.legend if item is not None else None
     if legend is None or not legend.items or getattr(legend, "eoc_outside", False):
@@ -595,6 +616,13 @@ def place_legend(widget: pg.PlotWidget) -> None:
 
     counts = {corner: _count_under(px, py, corner, lw, lh, w, h, m) for corner in order}
     best = min(order, key=lambda c: (counts[c], order.index(c)))
+    if counts[best] > COVER_TOLERANCE:
+        # The data now fill every corner: the full fit puts the legend under the plot, where it stays
+        # until the plot is fitted again (resized or restyled), so that a slider's drag does not make the
+        # view jump with each rest.
+        legend.eoc_covering = True
+        schedule_fit(widget, full=True)
+        return
     if counts[best] < counts[here] or getattr(legend, "eoc_at", None) is None:
         _set_corner(legend, best)
     else:
@@ -615,7 +643,8 @@ def legend_overlap(widget: pg.PlotWidget) -> int:
 
 def data_pixels(item) -> tuple[np.ndarray, np.ndarray]:
     """Where the plot's data lie in its view box, in pixels: every point of dots, lines sampled every
-    4 px, infinite lines across the view. Heatmaps are left out (they fill the view by design)."""
+    4 px, infinite lines across the view, texts (readouts, notes) as a 4-px grid over their boxes.
+    Heatmaps are left out (they fill the view by design)."""
     vb = item.vb
     (x0, x1), (y0, y1) = vb.viewRange()
     w, h = vb.width(), vb.height()
@@ -651,6 +680,15 @@ def data_pixels(item) -> tuple[np.ndarray, np.ndarray]:
                 px, py = to_px(x0 + t * (x1 - x0), np.full(200, pos))
             else:
                 continue
+        elif isinstance(child, pg.TextItem):      # a readout or a note: the legend must not hide it
+            if not child.toPlainText().strip():
+                continue
+            rect = vb.mapRectFromScene(child.sceneBoundingRect()).intersected(pg.QtCore.QRectF(0, 0, w, h))
+            if rect.isEmpty():
+                continue
+            gx, gy = np.meshgrid(np.arange(rect.left(), rect.right() + 1, 4.0),
+                                 np.arange(rect.top(), rect.bottom() + 1, 4.0))
+            px, py = gx.ravel(), gy.ravel()
         elif isinstance(child, pg.ScatterPlotItem | pg.TargetItem):
             pos = child.pos() if isinstance(child, pg.TargetItem) else None
             if pos is not None:
@@ -860,8 +898,6 @@ def _start_once(holder: list[QTimer], slot, ms: int) -> None:
 
 
 def _run_fits() -> None:
-    import time
-
     start = time.perf_counter()
     while _fit_queue:
         widget = _fit_queue.pop(next(iter(_fit_queue)))
@@ -918,8 +954,6 @@ _released: list = [None, 0.0]       # the plot let go last, and when
 
 
 def _release_one(wait: bool = True) -> None:
-    import time
-
     last, since = _released
     if wait and last is not None and shiboken6.isValid(last) and last.isVisible() \
             and not getattr(last, "eoc_painted", True) and time.perf_counter() - since < PAINT_WAIT_S:
@@ -946,14 +980,21 @@ def release_held() -> None:
 def fits_pending() -> bool:
     """Whether a plot's fit is still to come: its own timer running, or queued, or the plot held from
     painting (:func:`paint_in_turns`; its first paint sizes its axes to their tick labels, which asks for one)."""
-    return bool(_fit_queue) or bool(_held) or any(shiboken6.isValid(w) and w.eoc_fit_timer.isActive() for w in _plots)
+    return bool(_fit_queue) or bool(_held) or any(_fit_to_come(w) for w in _plots)
 
 
 def full_fits_pending(widgets) -> bool:
     """Whether any of ``widgets`` has a full fit (titles, labels, legend layout: what it needs) to come;
     a legend's move after new data does not count (it changes no plot's size)."""
-    return any(shiboken6.isValid(w) and (id(w) in _fit_queue or w.eoc_fit_timer.isActive()
-                                         and getattr(w, "eoc_fit_full", True)) for w in widgets)
+    return any(_fit_to_come(w, full_only=True) for w in widgets)
+
+
+def _fit_to_come(widget, full_only: bool = False) -> bool:
+    """Whether ``widget`` is queued for a fit or its fit timer runs (for a full fit, with ``full_only``)."""
+    if not shiboken6.isValid(widget):
+        return False
+    timed = widget.eoc_fit_timer.isActive() and (not full_only or getattr(widget, "eoc_fit_full", True))
+    return id(widget) in _fit_queue or timed
 
 
 def schedule_fit(widget: pg.PlotWidget, full: bool = False) -> None:

@@ -675,6 +675,7 @@ class MainWindow(QMainWindow):
         if on:
             if not self.isFullScreen():
                 self._state_before_presentation = self.windowState()
+                self._full_screen_where_seen()
             self.showFullScreen()
         else:
             self.setWindowState(getattr(self, "_state_before_presentation", Qt.WindowState.WindowNoState)
@@ -682,6 +683,14 @@ class MainWindow(QMainWindow):
             self.show()
         self.presentation_action.setChecked(on)
         self._show_caption()
+
+    def _full_screen_where_seen(self) -> None:
+        # Full screen goes to the screen Qt has on record for the window, which can lag a move (one
+        # made while maximised, say): presentation mode must fill the projector the window is seen on.
+        handle = self.windowHandle()
+        seen = QGuiApplication.screenAt(self.frameGeometry().center())
+        if handle is not None and seen is not None and seen is not handle.screen():
+            handle.setScreen(seen)
 
     def toggle_focus(self) -> None:
         """Enlarge the plot under the mouse (else the first plot) to the whole panel, or put it back."""

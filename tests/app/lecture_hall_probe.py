@@ -2,8 +2,10 @@
 window on an offscreen screen of the given size, show every built panel in normal and presentation
 mode, and print one JSON line with what does not fit.
 
-``python -m tests.app.lecture_hall_probe 1024x768 1280x720@2 … [--shots DIR] [--draw SECONDS]``: one
-offscreen screen per argument, side by side, the window opened on each in turn.
+``python -m tests.app.lecture_hall_probe 1024x768 1280x720@2 … [--shots DIR] [--draw SECONDS]
+[--finish SECONDS] [--panels depth,pruning]``: one offscreen screen per argument, side by side, the window
+opened on each in turn. ``--finish`` waits (at most that long) for each panel to finish computing before it
+is measured, as a lecturer would look at it; ``--panels`` shows only those.
 """
 
 from __future__ import annotations
@@ -85,14 +87,24 @@ def measure(panel) -> tuple[list[str], dict]:
     return problems, numbers
 
 
-def settle(app, panel, first: bool, draw_s: float) -> None:
-    """Serve the event loop until the panel's layout has settled: no fit or relayout left to run."""
+def settle(app, panel, first: bool, draw_s: float, finish_s: float = 0.0) -> None:
+    """Serve the event loop until the panel's layout has settled: no fit or relayout left to run (and,
+    with ``finish_s``, until the panel has finished computing and its legends have moved off new data)."""
     from app import plots
 
     deadline = time.monotonic() + (draw_s if first else 0.0)
     while panel.render_count == 0 and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.01)
+    if finish_s:
+        deadline = time.monotonic() + finish_s
+        while panel.is_busy() and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.01)
+        rest = time.monotonic() + 2 * plots.LEGEND_REST_MS / 1000
+        while time.monotonic() < rest:
+            app.processEvents()
+            time.sleep(0.01)
     quiet, end = 0, time.monotonic() + 5.0
     while quiet < 4 and time.monotonic() < end:  # resize → fit (a zero timer) → relayout → fit …
         app.processEvents()
@@ -121,6 +133,7 @@ def main(argv: list[str]) -> int:
     screens = [parse_screen(a) for a in argv if "x" in a and not a.startswith("-")]
     shots = Path(argv[argv.index("--shots") + 1]) if "--shots" in argv else None
     draw_s = float(argv[argv.index("--draw") + 1]) if "--draw" in argv else FIRST_DRAW_S
+    finish_s = float(argv[argv.index("--finish") + 1]) if "--finish" in argv else 0.0
     folder = Path(tempfile.mkdtemp(prefix="eoc_screen_"))
     config = folder / "screen.json"
     x, layout = 0, []
@@ -145,6 +158,8 @@ def main(argv: list[str]) -> int:
         # (training runs among them) would take minutes of a shared CPU.
         Runner.submit = lambda self, job: None
     names = [e.name for e in PANELS if e.module is not None]
+    if "--panels" in argv:
+        names = [n for n in names if n in argv[argv.index("--panels") + 1].split(",")]
     reports = {}
     window = MainWindow(restore=False)
     for (width, height, dpr), screen in zip(screens, app.screens(), strict=True):
@@ -162,13 +177,24 @@ def main(argv: list[str]) -> int:
             window.set_presentation(presentation)
             if presentation:
                 wait_for(app, lambda s=screen: window.geometry() == s.geometry())
+                if window.geometry() != screen.geometry():
+                    g = window.geometry()
+                    report["problems"].append(f"presentation mode fills {g.width()}×{g.height()} at ({g.x()}, "
+                                              f"{g.y()}), not its screen")
             else:
                 wait_for(app, lambda r=room: r.contains(window.frameGeometry()))
             mode = "presentation" if presentation else "normal"
             for name in names:
                 panel = window.show_panel(name)
-                settle(app, panel, first=not presentation, draw_s=draw_s)
+                settle(app, panel, first=not presentation, draw_s=draw_s, finish_s=finish_s)
                 problems, numbers = measure(panel)
+                if problems:  # a relayout still on its way (a posted layout request) would show for a moment
+                    end = time.monotonic() + 0.5
+                    while time.monotonic() < end:
+                        app.processEvents()
+                        time.sleep(0.01)
+                    settle(app, panel, first=False, draw_s=0.0)
+                    problems, numbers = measure(panel)
                 report["problems"] += [f"{mode}: {p}" for p in problems]
                 report["overlap"][f"{mode}:{name}"] = numbers["overlap"]
                 grid = panel.plot_grid

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 
 from app import plots
@@ -229,3 +230,80 @@ def test_a_plot_retitled_while_hidden_asks_for_the_room_its_title_needs_when_sho
     title = _widest_line(plots.narrowest_wrap(LONG_TITLE, points), points)
     qtbot.waitUntil(lambda: widget.eoc_need[0] >= title, timeout=3000)
     assert widget.minimumWidth() >= title
+
+
+def _plot_with_a_legend(qtbot, x, y):
+    widget = plots.make_plot("t", "x", "y")
+    qtbot.addWidget(widget)
+    line = plots.theory_line(widget, "theory", 0)
+    dots, _ = plots.sim_dots(widget, "simulation", 1, errors=False)
+    line.setData(x, y)
+    dots.setData(x, y)
+    widget.getPlotItem().vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+    widget.getPlotItem().vb.disableAutoRange()
+    widget.resize(480, 420)
+    widget.show()
+    qtbot.waitUntil(lambda: not plots.fits_pending() and hasattr(widget, "eoc_need"))
+    return widget, line, dots
+
+
+def _below_the_view(widget) -> bool:
+    item = widget.getPlotItem()
+    return item.legend.sceneBoundingRect().top() >= item.vb.sceneBoundingRect().bottom()
+
+
+# dots and a line over the whole view: every corner has data in it
+FILLED = np.meshgrid(np.linspace(0.01, 0.99, 25), np.linspace(0.01, 0.99, 25))
+FILLED_X, FILLED_Y = FILLED[0].ravel(), FILLED[1].ravel()
+CENTRE_X, CENTRE_Y = np.array([0.45, 0.5, 0.55]), np.array([0.5, 0.55, 0.5])
+
+
+def test_a_legend_goes_under_its_plot_where_every_corner_of_the_view_has_data(qtbot):
+    widget, _, _ = _plot_with_a_legend(qtbot, FILLED_X, FILLED_Y)
+    assert not plots.legend_inside_view(widget)
+    assert _below_the_view(widget)
+    assert plots.legend_overlap(widget) == 0
+    clear, _, _ = _plot_with_a_legend(qtbot, CENTRE_X, CENTRE_Y)       # a free corner: the legend stays in
+    assert plots.legend_inside_view(clear)
+    assert plots.legend_overlap(clear) == 0
+
+
+def test_a_legend_goes_under_its_plot_once_new_data_fill_every_corner_and_comes_back_on_a_resize(qtbot):
+    widget, line, dots = _plot_with_a_legend(qtbot, CENTRE_X, CENTRE_Y)
+    assert plots.legend_inside_view(widget)
+    line.setData(FILLED_X, FILLED_Y)
+    dots.setData(FILLED_X, FILLED_Y)
+    plots.schedule_fit(widget)                  # as a panel does with each result it draws
+    qtbot.waitUntil(lambda: not plots.legend_inside_view(widget), timeout=3000)
+    qtbot.waitUntil(lambda: not plots.fits_pending())
+    assert _below_the_view(widget) and plots.legend_overlap(widget) == 0
+    line.setData(CENTRE_X, CENTRE_Y)            # a slider's drag: the view must not jump with each rest
+    dots.setData(CENTRE_X, CENTRE_Y)
+    plots.schedule_fit(widget)
+    qtbot.wait(2 * plots.LEGEND_REST_MS)
+    assert not plots.legend_inside_view(widget)
+    widget.resize(500, 420)                     # fitted again, the legend finds its free corner
+    qtbot.waitUntil(lambda: plots.legend_inside_view(widget), timeout=3000)
+    assert plots.legend_overlap(widget) == 0
+
+
+def test_a_legend_keeps_clear_of_a_readout_written_on_the_plot(qtbot):
+    widget, _, _ = _plot_with_a_legend(qtbot, CENTRE_X, CENTRE_Y)
+    legend = widget.getPlotItem().legend
+    assert legend.eoc_at == "top-right"         # where it goes when nothing is in its way
+    readout = plots.note(widget, "d = 5 %: rank 117 of 128", anchor=(1, 0))
+    readout.setPos(0.98, 0.98)
+    plots.schedule_fit(widget, full=True)
+    qtbot.waitUntil(lambda: not plots.fits_pending())
+    assert plots.legend_inside_view(widget)
+    assert not legend.sceneBoundingRect().intersects(readout.sceneBoundingRect())
+
+
+def test_a_legend_label_resized_after_its_text_is_gone_does_nothing(qapp):
+    # a window torn down at exit resizes a legend's labels after their texts: pyqtgraph's resizeEvent
+    # then raised, which shiboken turned into a segfault
+    import shiboken6
+
+    label = pg.LabelItem("σ_max")
+    shiboken6.delete(label.item)
+    label.resizeEvent(None)
