@@ -60,6 +60,7 @@ class PlotGrid(QScrollArea):
         self._holder: QWidget | None = None
         #: Where each widget is in the grid now (the panel's layout or a reflow).
         self._positions: dict[int, tuple[int, int, int, int]] = {}
+        self._rows = 0                    # rows of the arrangement shown
         self._stretch: tuple[dict[int, int], dict[int, int]] = ({}, {})
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -124,6 +125,7 @@ class PlotGrid(QScrollArea):
             self.check_overflow()
             return
         self._readable_minimum()          # minimums from those needs, not from before a restyle
+        self._fit_body_height()           # a plot grown taller (its legend gone under it) must not overlap the next row
         columns = self.columns_shown()
         if columns > 1 and self.body.minimumSizeHint().width() > self.viewport().width():
             self._cap = columns - 1
@@ -265,7 +267,12 @@ class PlotGrid(QScrollArea):
 
     def _size_body(self, cells) -> None:
         """Rows never get shorter than a readable plot: the area scrolls instead."""
-        n_rows = max((r + rs for _p, r, _c, rs, _cs in cells), default=0)
+        self._rows = max((r + rs for _p, r, _c, rs, _cs in cells), default=0)
+        self._fit_body_height()
+
+    def _fit_body_height(self) -> None:
+        """The body as tall as its rows of readable plots, or as the grid's plots need (the area scrolls)."""
+        n_rows = self._rows
         spacing = self.grid.verticalSpacing()
         margins = self.grid.contentsMargins()
         readable = n_rows * min_cell()[1] + max(0, n_rows - 1) * spacing + margins.top() + margins.bottom()

@@ -66,7 +66,7 @@ def make_plot(title: str, x_label: str, y_label: str, *, x_units: str | None = N
               legend: str | None = "top-right") -> pg.PlotWidget:
     """A styled plot widget; labels may use HTML (σ<sub>w</sub>); ``legend`` names its corner or is None."""
     serve_events()
-    widget = _TurnTakingPlot(viewBox=_LazyMenuViewBox())
+    widget = _TurnTakingPlot(viewBox=_LazyMenuViewBox(), axisItems={"left": _LabelRoomAxis("left")})
     serve_events()
     widget.setMinimumSize(260, 200)
     item = widget.getPlotItem()
@@ -95,6 +95,28 @@ def make_plot(title: str, x_label: str, y_label: str, *, x_units: str | None = N
     timer.timeout.connect(lambda: _queue_fit(widget))
     item.vb.sigResized.connect(lambda *_: schedule_fit(widget, full=True))
     return widget
+
+
+class _LabelRoomAxis(pg.AxisItem):
+    """A vertical axis as wide as its tick labels and its whole label: pyqtgraph gives the label 0.8 of
+    its height (the text's box has margins), which a label wrapped onto two lines overruns, onto the tick
+    labels."""
+
+    #: pyqtgraph draws a vertical axis's label this far out of its box (AxisItem.resizeEvent's nudge).
+    LABEL_NUDGE = 5
+
+    def _updateWidth(self) -> None:
+        super()._updateWidth()
+        if self.fixedWidth is None and self.isVisible() and self.label.isVisible():
+            height = self.label.boundingRect().height()
+            short = max(0.0, height - self.LABEL_NUDGE + TICK_GAP - 0.8 * height)
+            width = self.maximumWidth() + short
+            self.setMaximumWidth(width)
+            self.setMinimumWidth(width)
+
+
+#: Pixels between a vertical axis's label and its tick labels.
+TICK_GAP = 2
 
 
 class _TurnTakingPlot(pg.PlotWidget):

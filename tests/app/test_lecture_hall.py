@@ -238,3 +238,33 @@ def test_a_grid_takes_fewer_columns_even_while_a_plots_legend_keeps_moving_with_
         assert plots.fits_pending()                  # the legend's move was still to come all along
     finally:
         new_data.stop()
+
+
+def test_a_plot_grown_taller_after_the_layout_pushes_the_next_row_down_rather_than_under_it(qtbot):
+    from PySide6.QtWidgets import QGridLayout
+
+    from app.plot_grid import PlotGrid
+
+    grid = QGridLayout()
+    widgets = [plots.make_plot(f"plot {i}", "x", "y") for i in range(4)]
+    for i, w in enumerate(widgets):
+        grid.addWidget(w, i // 2, i % 2)
+    area = PlotGrid(grid)
+    qtbot.addWidget(area)
+    area.resize(900, 560)
+    area.show()
+    qtbot.waitExposed(area)
+    qtbot.waitUntil(lambda: not plots.fits_pending() and not area._overflow_timer.isActive(), timeout=3000)
+    top, below = widgets[0], widgets[2]
+    before = top.height()
+    # data in every corner of the view, after the layout: the legend goes under the plot, which grows
+    x, y = (g.ravel() for g in np.meshgrid(np.linspace(0, 1, 30), np.linspace(0, 1, 30)))
+    for k in range(6):
+        plots.theory_line(top, f"a long legend entry {k}", k).setData(x, y + k)
+    plots.schedule_fit(top)
+    qtbot.waitUntil(lambda: not plots.legend_inside_view(top), timeout=3000)
+    qtbot.waitUntil(lambda: not plots.fits_pending() and not area._overflow_timer.isActive(), timeout=3000)
+    assert top.height() > before
+    assert below.geometry().top() >= top.geometry().bottom()          # not drawn over its legend
+    assert top.getPlotItem().legend.sceneBoundingRect().bottom() <= top.height() + 1
+    assert area.verticalScrollBar().maximum() > 0                       # the area scrolls to show it all
