@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QImage
 
 from app import plots
@@ -184,6 +184,27 @@ def test_a_colour_bars_axis_makes_room_for_its_label_in_presentation_mode(qtbot)
         ticks_right = axis.mapRectToScene(axis.boundingRect()).left() + axis.style["tickTextOffset"][0] \
             + axis.textWidth
         assert label.left() >= ticks_right - 1                     # the label lies beyond the tick labels
+    finally:
+        plots.set_style(presentation=False)
+
+
+def test_a_y_label_wrapped_onto_two_lines_lies_clear_of_the_tick_labels(qtbot):
+    widget = plots.make_plot("2⁴ deep vs 9 shallow", "depth L", "pieces of the function on [0, 1]", log_y=True)
+    qtbot.addWidget(widget)
+    widget.plot(np.arange(1.0, 13.0), 2.0 ** np.arange(1.0, 13.0))
+    widget.resize(560, 300)          # too short for the label on one line in presentation mode
+    widget.show()
+    try:
+        plots.set_style(presentation=True)
+        plots.fit(widget)
+        qtbot.waitUntil(lambda: not plots.fits_pending(), timeout=10_000)
+        axis = widget.getPlotItem().getAxis("left")
+        assert "<br>" in axis.eoc_label_shown[0]                    # the case: wrapped
+        label = axis.label.mapRectToScene(axis.label.boundingRect())
+        # (the axis's bounding rect spans the grid lines across the view: its own box is its width)
+        ticks_left = axis.mapToScene(QPointF(axis.width(), 0)).x() - axis.style["tickTextOffset"][0] - axis.textWidth
+        margin = axis.label.document().documentMargin()             # the label's box has margins
+        assert label.right() - margin <= ticks_left + 1              # the label ends before the tick labels begin
     finally:
         plots.set_style(presentation=False)
 
