@@ -106,13 +106,25 @@ class _LabelRoomAxis(pg.AxisItem):
     LABEL_NUDGE = 5
 
     def _updateWidth(self) -> None:
-        super()._updateWidth()
-        if self.fixedWidth is None and self.isVisible() and self.label.isVisible():
-            height = self.label.boundingRect().height()
-            short = max(0.0, height - self.LABEL_NUDGE + TICK_GAP - 0.8 * height)
-            width = self.maximumWidth() + short
+        # pyqtgraph's AxisItem._updateWidth with the whole label's height; its width set once, only when
+        # it changes (each change re-lays the plot out and repaints its axes)
+        if not self.isVisible():
+            width = 0.0
+        elif self.fixedWidth is not None:
+            width = self.fixedWidth
+        else:
+            shown = self.style["showValues"]
+            width = (self.textWidth if self.style["autoExpandTextSpace"] else self.style["tickTextWidth"]) \
+                if shown else 0.0
+            width += self.style["tickTextOffset"][0] if shown else 0
+            width += max(0, self.style["tickLength"])
+            if self.label.isVisible():
+                width += max(0.8 * self.label.boundingRect().height(),
+                             self.label.boundingRect().height() - self.LABEL_NUDGE + TICK_GAP)
+        if width != self.maximumWidth() or width != self.minimumWidth():
             self.setMaximumWidth(width)
             self.setMinimumWidth(width)
+        self.picture = None
 
 
 #: Pixels between a vertical axis's label and its tick labels.
@@ -492,8 +504,14 @@ def fit_legend(widget: pg.PlotWidget) -> None:
             overlap = _count_under(px, py, corner, lw, lh, w, h, m)
             options.append(((overflow, overlap, lw * lh), columns, corner, texts, (lw, lh)))
     score, columns, corner, texts, size = min(options, key=lambda o: o[0])
-    under = score[0] > 0 or score[1] > COVER_TOLERANCE or getattr(legend, "eoc_covering", False)
+    # Once under the plot, it stays there while the plot keeps its width and style: a fit after an axis
+    # grew with new data would otherwise put it back, the next data push it out again, and each move
+    # re-lays the whole grid out.
+    here = (widget.width(), _style["presentation"])
+    stays = outside and getattr(legend, "eoc_under_for", None) == here
+    under = score[0] > 0 or score[1] > COVER_TOLERANCE or getattr(legend, "eoc_covering", False) or stays
     legend.eoc_covering = False
+    legend.eoc_under_for = here if under else None
     if under:  # no room in the view, or data in every corner: under the plot, where it covers nothing
         columns = min(len(legend.items), 3)
         while columns > 1 and _legend_plan(legend, columns, room_w)[1][0] > room_w:

@@ -106,6 +106,7 @@ class SpectraPanel(Panel):
         self._theory: dict[int, DepthTheory] = {}
         self._moments: MomentsTheory | None = None
         self._sims: dict[int, SimStep] = {}
+        self._condition_shown = False   # whether the condition plots show anything (to clear)
         self._request: Request | None = None
         self._theory_steps = (0, 1)
         self._depth_items: dict[int, DepthItems] = {}
@@ -440,6 +441,9 @@ class SpectraPanel(Panel):
         """σ_max, σ_min and the share in [½, 2] through depth. The theory lines are the classical
         locations of the largest and smallest of N eigenvalues (the law's 1 − ½/N and ½/N quantiles),
         which is what a width-N net shows; dashed, the N → ∞ edges of the support."""
+        if not self._theory and not self._sims and not self._condition_shown:
+            return  # nothing to draw and nothing to clear: a tab's first show needn't pay ~10 ms for it
+        self._condition_shown = bool(self._theory or self._sims)
         theories = [t for _, t in sorted(self._theory.items())]
         depths = np.array([t.depth for t in theories], float)
         n = self.params.width

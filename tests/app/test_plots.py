@@ -282,6 +282,9 @@ def test_a_legend_goes_under_its_plot_once_new_data_fill_every_corner_and_comes_
     plots.schedule_fit(widget)
     qtbot.wait(2 * plots.LEGEND_REST_MS)
     assert not plots.legend_inside_view(widget)
+    plots.schedule_fit(widget, full=True)       # as after an axis widened with new data: same width, same style
+    qtbot.waitUntil(lambda: not plots.fits_pending())
+    assert not plots.legend_inside_view(widget)  # (back and forth, each move re-lays the whole grid out)
     widget.resize(500, 420)                     # fitted again, the legend finds its free corner
     qtbot.waitUntil(lambda: plots.legend_inside_view(widget), timeout=3000)
     assert plots.legend_overlap(widget) == 0
