@@ -1105,18 +1105,25 @@ def _style_item(item) -> None:
     elif kind == "bars":
         item.setOpts(pen=pg.mkPen(color(role[1]), width=max(1.0, s["line"] * 0.5)))
     elif kind == "note":
-        item.setFont(_font(s["tick"]))
+        size, muted = (role[1], role[2]) if len(role) > 1 else ("tick", False)
+        item.setFont(_font(s[size]))
         item.fill = pg.mkBrush(THEMES[_style["theme"]]["background"] + "c0")
-        item.setColor(THEMES[_style["theme"]]["foreground"])
+        item.setColor(MUTED if muted else THEMES[_style["theme"]]["foreground"])
 
 
-def note(plot: pg.PlotWidget | None, text: str = "", anchor=(0.5, 0.5), item=None) -> pg.TextItem:
-    """Text on a plot (a level's value, a marker's name) at the tick labels' size, on a pale box that
-    keeps it readable over a heat map; it grows with presentation mode like the rest of the plot."""
+#: The colour of a hint on an empty plot: readable on both themes.
+MUTED = "#808080"
+
+
+def note(plot: pg.PlotWidget | None, text: str = "", anchor=(0.5, 0.5), item=None, size: str = "tick",
+         muted: bool = False, **add) -> pg.TextItem:
+    """Text on a plot (a level's value, a marker's name, a readout, a hint) at the size of ``size``'s
+    text ("tick", "legend", "label"), on a pale box that keeps it readable over a heat map; it grows with
+    presentation mode like the rest of the plot (``muted``: grey, for a hint on an empty plot)."""
     if item is None:
         item = pg.TextItem(text, anchor=anchor)
-        plot.addItem(item)
-    item.eoc_role = ("note",)
+        plot.addItem(item, **add)
+    item.eoc_role = ("note", size, muted)
     _style_item(item)
     return item
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtGui import QFontMetrics
 
 from app import plots
 from app.panels.base import Panel
@@ -184,12 +184,8 @@ def _style_sample(dots) -> None:
 def _readout(plot, anchor=(0.5, 0)) -> pg.TextItem:
     """A text label inside the plot for what changes with every slider move: a title change would
     re-lay the whole plot out."""
-    text = pg.TextItem("", color=plots.THEMES[plots.style()["theme"]]["foreground"], anchor=anchor)
-    font = QFont()
-    font.setPointSize(plots.sizes()["legend"])
-    text.setFont(font)
+    text = plots.note(plot, "", anchor=anchor, size="legend")
     text.setZValue(20)
-    plot.addItem(text)
     return text
 
 

@@ -19,7 +19,6 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
 from app import plots
@@ -208,12 +207,8 @@ class RobustnessPanel(Panel):
         plot.addItem(self.thumb_box)
         self.digit_labels = []
         for x0 in (4.0, 12 + GAP, 20 + 2 * GAP):
-            label = pg.TextItem("", anchor=(0.5, 1.0), color=plots.THEMES[plots.style()["theme"]]["foreground"])
-            font = QFont()
-            font.setPointSize(plots.sizes()["tick"])
-            label.setFont(font)
+            label = plots.note(plot, "", anchor=(0.5, 1.0))
             label.setPos(x0, -0.2)
-            plot.addItem(label)
             self.digit_labels.append(label)
         self.delta_bar = pg.ColorBarItem(values=(-0.1, 0.1), colorMap=pg.colormap.get("CET-D1"), width=14,
                                          interactive=False, label="δ (pixel units)")

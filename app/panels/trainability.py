@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel
 
 from app import plots
@@ -305,12 +304,7 @@ def _headless(panel) -> bool:
 
 def _hint(widget: pg.PlotWidget, text: str) -> pg.TextItem:
     """A line of text in the middle of an empty plot, saying how to fill it."""
-    item = pg.TextItem(text, color="#808080", anchor=(0.5, 0.5))   # readable on light and dark themes
-    font = QFont()
-    font.setPointSize(plots.sizes()["label"])
-    item.setFont(font)
-    widget.addItem(item, ignoreBounds=True)
-    return item
+    return plots.note(widget, text, size="label", muted=True, ignoreBounds=True)
 
 
 class TrainabilitySection:

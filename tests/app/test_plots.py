@@ -310,3 +310,21 @@ def test_a_legend_label_resized_after_its_text_is_gone_does_nothing(qapp):
     label = pg.LabelItem("σ_max")
     shiboken6.delete(label.item)
     label.resizeEvent(None)
+
+
+@pytest.mark.parametrize("panel_text", ["pruning readout", "trainability hint"])
+def test_the_texts_panels_write_on_their_plots_grow_with_presentation_mode(qtbot, panel_text):
+    from app.panels import pruning, trainability
+
+    widget = plots.make_plot("t", "x", "y")
+    qtbot.addWidget(widget)
+    make, size = {"pruning readout": (lambda: pruning._readout(widget), "legend"),
+                  "trainability hint": (lambda: trainability._hint(widget, "press Train"), "label")}[panel_text]
+    text = make()
+    assert text.textItem.font().pointSize() == plots.SIZES[False][size]
+    try:
+        plots.set_style(presentation=True)
+        assert text.textItem.font().pointSize() == plots.SIZES[True][size]   # they kept their first size
+    finally:
+        plots.set_style(presentation=False)
+    assert text.textItem.font().pointSize() == plots.SIZES[False][size]
