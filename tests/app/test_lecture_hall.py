@@ -226,10 +226,10 @@ def test_cells_wider_than_their_share_take_fewer_columns_not_a_sideways_scroll(q
     area.resize(1000, 700)      # three in a row need 1,200+ px
     area.show()
     qtbot.waitExposed(area)
-    qtbot.waitUntil(lambda: area.mode == "reflow 2", timeout=15_000)
+    qtbot.waitUntil(lambda: area.mode == "reflow 2", timeout=3000)
     assert area.body.minimumSizeHint().width() <= area.viewport().width()
     area.resize(1400, 700)      # a wider area: the panel's own three columns again
-    qtbot.waitUntil(lambda: area.mode == "grid", timeout=15_000)
+    qtbot.waitUntil(lambda: area.mode == "grid", timeout=3000)
     assert area.body.minimumSizeHint().width() <= area.viewport().width()
 
 
@@ -255,7 +255,7 @@ def test_a_grid_takes_fewer_columns_even_while_a_plots_legend_keeps_moving_with_
     try:
         area.show()
         qtbot.waitExposed(area)
-        qtbot.waitUntil(lambda: area.mode == "reflow 2", timeout=15_000)
+        qtbot.waitUntil(lambda: area.mode == "reflow 2", timeout=3000)
         assert plots.fits_pending()                  # the legend's move was still to come all along
     finally:
         new_data.stop()
