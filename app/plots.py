@@ -350,16 +350,16 @@ def fit(widget: pg.PlotWidget) -> None:
         return
     widget.eoc_fit_full = False
     room = column_room(widget)
-    _fit_title(item, room)
-    _fit_axis_label(item.getAxis("bottom"), room)
-    _fit_axis_label(item.getAxis("left"), item.vb.height())
-    for child in item.childItems():
-        if isinstance(child, pg.ColorBarItem):
-            axis = child.axis
-            _style_colorbar_axis(axis)
-            if axis.labelText and axis.labelText != getattr(axis, "eoc_label_shown", (None,))[0]:
-                axis.eoc_label = axis.labelText
-            _fit_axis_label(axis, child.height())
+    for _ in range(WRAP_ROUNDS):
+        before = _wraps(item)
+        _fit_vertical_labels(item)
+        item.layout.activate()  # the axes as wide as their new labels make them
+        room = column_room(widget)
+        _fit_title(item, room)
+        _fit_axis_label(item.getAxis("bottom"), room)
+        if _wraps(item) == before:
+            break
+        item.layout.activate()  # the view as tall as the new title and x label leave it
     # A label that was wider before it wrapped has widened the plot item past its widget, and pyqtgraph
     # sets the item's geometry only when the widget is resized: give it the widget's room back.
     fit_legend(widget)
@@ -377,6 +377,33 @@ def fit(widget: pg.PlotWidget) -> None:
     if abs(item.geometry().width() - widget.range.width()) > 0.5 or \
             abs(item.geometry().height() - widget.range.height()) > 0.5:
         item.setGeometry(widget.range)
+
+
+#: Rounds of wrapping one fit takes at most to settle (two or three where a wrap changes the other's room).
+WRAP_ROUNDS = 4
+
+
+def _fit_vertical_labels(item) -> None:
+    """Wrap the y label to the view's height, and each colour bar's label to the bar's."""
+    _fit_axis_label(item.getAxis("left"), item.vb.height())
+    for child in item.childItems():
+        if isinstance(child, pg.ColorBarItem):
+            axis = child.axis
+            _style_colorbar_axis(axis)
+            if axis.labelText and axis.labelText != getattr(axis, "eoc_label_shown", (None,))[0]:
+                axis.eoc_label = axis.labelText
+            _fit_axis_label(axis, child.height())
+
+
+def _wraps(item) -> tuple:
+    """How the title and the axis labels are wrapped now. The y label's wrap sets its axis's width, so
+    the title's room; the title's lines set the view's height, so the y label's room: a fit must wrap
+    the one after the other has settled, until neither changes. Wrapped both at once, against the room
+    from before, a plot flipped between two layouts (one label wrapped, the other not) on every fit,
+    a fit each turn of the event loop for ever."""
+    axes = [item.getAxis("left"), item.getAxis("bottom")] + \
+        [c.axis for c in item.childItems() if isinstance(c, pg.ColorBarItem)]
+    return (getattr(item, "eoc_title_shown", None),) + tuple(getattr(a, "eoc_label_shown", None) for a in axes)
 
 
 def _check_overflow(widget) -> None:

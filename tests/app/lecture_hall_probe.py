@@ -36,6 +36,8 @@ def text_rect(text_item):
 
 def measure(panel) -> tuple[list[str], dict]:
     """What does not fit in ``panel``'s plots (titles, axis labels, legends), and some numbers."""
+    from PySide6.QtCore import QPointF
+
     from app import plots
     from app.plot_grid import min_cell
 
@@ -72,6 +74,12 @@ def measure(panel) -> tuple[list[str], dict]:
                 rect = text_rect(axis.label)
                 if not _inside(rect, frame):
                     problems.append(f"{where}: {side} label {rect.width():.0f}×{rect.height():.0f} px is cut off")
+                if side == "left" and axis.style["showValues"]:
+                    # (the axis's bounding rect spans the grid lines across the view: its own box is its width)
+                    ticks_left = axis.mapToScene(QPointF(axis.width(), 0)).x() - axis.style["tickTextOffset"][0] \
+                        - axis.textWidth
+                    if rect.right() > ticks_left + 1:
+                        problems.append(f"{where}: the y label runs onto the tick labels")
         legend = item.legend
         if legend is not None and legend.items and legend.isVisible():
             if not plots.legend_inside_view(widget):  # in a row of its own under the plot
@@ -87,9 +95,10 @@ def measure(panel) -> tuple[list[str], dict]:
     return problems, numbers
 
 
-def settle(app, panel, first: bool, draw_s: float, finish_s: float = 0.0) -> None:
+def settle(app, panel, first: bool, draw_s: float, finish_s: float = 0.0) -> bool:
     """Serve the event loop until the panel's layout has settled: no fit or relayout left to run (and,
-    with ``finish_s``, until the panel has finished computing and its legends have moved off new data)."""
+    with ``finish_s``, until the panel has finished computing and its legends have moved off new data).
+    False where fits or relayouts still come after 5 s: a layout that never settles."""
     from app import plots
 
     deadline = time.monotonic() + (draw_s if first else 0.0)
@@ -111,6 +120,7 @@ def settle(app, panel, first: bool, draw_s: float, finish_s: float = 0.0) -> Non
         grid = panel.plot_grid
         quiet = 0 if plots.fits_pending() or grid._timer.isActive() or grid._overflow_timer.isActive() else quiet + 1
         time.sleep(0.003)
+    return quiet >= 4
 
 
 def wait_for(app, condition, timeout_s: float = 5.0) -> None:
@@ -186,15 +196,20 @@ def main(argv: list[str]) -> int:
             mode = "presentation" if presentation else "normal"
             for name in names:
                 panel = window.show_panel(name)
-                settle(app, panel, first=not presentation, draw_s=draw_s, finish_s=finish_s)
+                settled = settle(app, panel, first=not presentation, draw_s=draw_s, finish_s=finish_s)
                 problems, numbers = measure(panel)
-                if problems:  # a relayout still on its way (a posted layout request) would show for a moment
+                if problems or not settled:  # a relayout on its way (a posted layout request) shows for a moment
                     end = time.monotonic() + 0.5
                     while time.monotonic() < end:
                         app.processEvents()
                         time.sleep(0.01)
-                    settle(app, panel, first=False, draw_s=0.0)
+                    settled = settle(app, panel, first=False, draw_s=0.0)
                     problems, numbers = measure(panel)
+                if not settled:
+                    restless = [k for k, w in panel.plots.items() if hasattr(w, "eoc_fit_timer")
+                                and plots._fit_to_come(w)] or ["its plot grid"]
+                    problems.append(f"{name}: the layout never settles: {', '.join(restless)} fitted again "
+                                    f"and again for 5 s")
                 report["problems"] += [f"{mode}: {p}" for p in problems]
                 report["overlap"][f"{mode}:{name}"] = numbers["overlap"]
                 grid = panel.plot_grid

@@ -328,3 +328,54 @@ def test_the_texts_panels_write_on_their_plots_grow_with_presentation_mode(qtbot
     finally:
         plots.set_style(presentation=False)
     assert text.textItem.font().pointSize() == plots.SIZES[False][size]
+
+
+
+def _surface_like_plot(qtbot):
+    """Landscape's loss surface: a title, a y label and a colour bar, whose wraps decide each other's room."""
+    widget = plots.make_plot("Loss surface", "α (direction 1)", "β (direction 2)", legend=None)
+    qtbot.addWidget(widget)
+    image = pg.ImageItem(np.zeros((4, 4)))
+    widget.addItem(image)
+    bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), width=16, interactive=False)
+    bar.setImageItem(image, insert_in=widget.getPlotItem())
+    widget.getPlotItem().vb.setRange(xRange=(-0.5, 0.5), yRange=(-0.5, 0.5), padding=0)   # ticks "-0.4"
+    widget.setMinimumSize(1, 1)
+    return widget
+
+
+def _shown(item):
+    return item.eoc_title_shown[0], item.getAxis("left").eoc_label_shown[0]
+
+
+@pytest.mark.parametrize("start", ["y label wrapped", "title wrapped"])
+def test_a_fit_leaves_the_title_and_the_y_label_wrapped_as_the_room_each_leaves_the_other_asks(qtbot, start):
+    # the y label's lines set its axis's width, so the title's room; the title's lines set the view's
+    # height, so the y label's room: both wrapped against the room from before, a 401×320 surface flipped
+    # between two layouts on every fit (a fit each turn of the event loop, never settling)
+    widget = _surface_like_plot(qtbot)
+    item = widget.getPlotItem()
+    widget.resize(401, 320)
+    widget.show()
+    try:
+        plots.set_style(presentation=True)
+        flips = []
+        for width in range(380, 425, 3):
+            widget.resize(width, 320)
+            qtbot.waitUntil(lambda: not plots.fits_pending(), timeout=5000)
+            if start == "y label wrapped":      # as left by the fit of a shorter view
+                plots._fit_axis_label(item.getAxis("left"), 100.0)
+                plots._fit_title(item, 10_000.0)
+            else:                               # as left by the fit of a narrower column
+                plots._fit_axis_label(item.getAxis("left"), 10_000.0)
+                plots._fit_title(item, 100.0)
+            item.layout.activate()
+            plots.fit(widget)
+            first = _shown(item)
+            plots.fit(widget)
+            if _shown(item) != first:
+                flips.append(width)
+        assert flips == []                      # fitted again, nothing changes
+    finally:
+        plots.set_style(presentation=False)
+
