@@ -406,6 +406,17 @@ def _wraps(item) -> tuple:
     return (getattr(item, "eoc_title_shown", None),) + tuple(getattr(a, "eoc_label_shown", None) for a in axes)
 
 
+def lock_aspect(item) -> None:
+    """One unit on x as long as one on y in ``item`` (a plot item), its axes' tick labels given the room
+    the widest they have shown needs: with the aspect locked, a narrower y axis widens the view, which
+    lengthens its y range, whose new tick labels ("-1.5" for "-1") widen the axis again; pyqtgraph's
+    shrinking of an axis to narrower tick labels then flipped the plot between two widths on every paint
+    (Depth's linear regions at 1920×1080 presentation, a fit each turn of the event loop for ever)."""
+    item.setAspectLocked(True)
+    for side in ("left", "bottom"):
+        item.getAxis(side).setStyle(autoReduceTextSpace=False)
+
+
 def _check_overflow(widget) -> None:
     """Tell the plot grid holding ``widget`` (app.plot_grid, found by duck typing: it imports this module)
     that a plot grew, so that it can take fewer columns rather than scroll sideways."""

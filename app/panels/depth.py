@@ -253,7 +253,7 @@ class DepthPanel(Panel):
         self.region_image.eoc_name = "region id"
         plot.addItem(self.region_image)
         item = plot.getPlotItem()
-        item.setAspectLocked(True)
+        plots.lock_aspect(item)
         item.setRange(xRange=(-REGION_EXTENT, REGION_EXTENT), yRange=(-REGION_EXTENT, REGION_EXTENT), padding=0)
         self.add_plot("regions", plot, row, col, 2, 1)
 

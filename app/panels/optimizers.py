@@ -485,7 +485,7 @@ class OptimizersPanel(Panel):
         self.start_marker.sigPositionChanged.connect(self._start_moved)
         plot.addItem(self.start_marker)
         plots.note(None, item=self.start_marker.label())
-        plot.getPlotItem().setAspectLocked(True)
+        plots.lock_aspect(plot.getPlotItem())
         self._place(0, "playground", plot, 0, 0, 2, 1)
 
     def _build_path_loss(self) -> None:

@@ -313,7 +313,7 @@ class PruningPanel(Panel):
         for image in (self.pixel_image, self.unit_image):
             image.setLookupTable(lut)
             plot.addItem(image)
-        item.setAspectLocked(True)
+        plots.lock_aspect(item)
         item.invertY(True)
         self.mask_text = _readout(plot, anchor=(0, 1))
         self._mask_shape = None

@@ -379,3 +379,30 @@ def test_a_fit_leaves_the_title_and_the_y_label_wrapped_as_the_room_each_leaves_
     finally:
         plots.set_style(presentation=False)
 
+
+
+def test_an_aspect_locked_plot_settles_rather_than_flip_between_two_widths(qtbot):
+    # Depth's linear regions: a narrower y axis widens the view, which lengthens the locked y range,
+    # whose tick labels widen the axis again; with pyqtgraph shrinking axes to narrower tick labels the
+    # plot flipped between two widths on every paint at these sizes (presentation mode)
+    restless = []
+    try:
+        plots.set_style(presentation=True)
+        for size in [(420, 600), (424, 600), (444, 669), (448, 669), (452, 700), (460, 700)]:
+            widget = plots.make_plot("Linear regions", "x<sub>1</sub>", "x<sub>2</sub>", legend=None)
+            qtbot.addWidget(widget)
+            widget.addItem(pg.ImageItem(axisOrder="col-major"))
+            item = widget.getPlotItem()
+            plots.lock_aspect(item)
+            item.setRange(xRange=(-1.0, 1.0), yRange=(-1.0, 1.0), padding=0)
+            widget.setMinimumSize(1, 1)
+            widget.resize(*size)
+            widget.show()
+            try:
+                qtbot.waitUntil(lambda: not plots.fits_pending(), timeout=2000)
+            except qtbot.TimeoutError:
+                restless.append(size)
+            widget.hide()
+    finally:
+        plots.set_style(presentation=False)
+    assert restless == []
