@@ -128,14 +128,38 @@ def frames(panel, name: str, values: list, plot: str | None = None, width: int =
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance()
-    for value in values:
-        before = panel.render_count
-        if getattr(panel.params, name) == value and panel.render_count > 0 and not panel.is_busy():
-            app.processEvents()
-        else:
-            panel.set_params(**{name: value})
-            settle(panel, app, before, theory_only)
-        yield grab(panel, plot, width)
+    pinned = None
+    try:
+        for value in values:
+            before = panel.render_count
+            if getattr(panel.params, name) == value and panel.render_count > 0 and not panel.is_busy():
+                app.processEvents()
+            else:
+                panel.set_params(**{name: value})
+                settle(panel, app, before, theory_only)
+            if plot is not None and pinned is None:
+                pinned = _pin_size(panel.plots[plot])
+            yield grab(panel, plot, width)
+    finally:
+        if pinned is not None:
+            pinned()
+
+
+def _pin_size(widget) -> Callable[[], None]:
+    """Hold ``widget`` at its present size; returns what lets it go. A plot's frames are exported at one
+    width, their height following the plot's shape: as the swept parameter changed a neighbour's tick
+    labels, the plot grid gave the plot a few pixels more or less, and the frames (298 px wide, then
+    306) no longer stacked into one animation."""
+    low, high = widget.minimumSize(), widget.maximumSize()
+    widget.setFixedSize(widget.size())
+
+    def release() -> None:
+        from app import plots
+
+        widget.setMaximumSize(high)
+        widget.setMinimumSize(low)
+        plots.schedule_fit(widget, full=True)  # the room its labels need, asked for again
+    return release
 
 
 def _padded(frame: np.ndarray, block: int) -> np.ndarray:

@@ -120,7 +120,8 @@ class Runner(QObject):
     done = Signal(str, str, float, str)
     #: key, label, message.
     failed = Signal(str, str, str)
-    #: key, label, running — emitted when a job has run longer than LONG_JOB_MS, and when it ends.
+    #: key, label, running — emitted when a job has run longer than LONG_JOB_MS (True), and when the
+    #: key's work ends, long or not, with nothing more pending (False).
     long_running = Signal(str, str, bool)
 
     def __init__(self, parent: QObject | None = None, max_threads: int = 4):
@@ -277,7 +278,9 @@ class Runner(QObject):
         if self._running.get(key) is worker:
             del self._running[key]
         self._pacer.set_active(bool(self._running) and not self._closed)
-        if key in self._long and key not in self._pending:
+        if key not in self._pending:
+            # said for a short job too: a panel that kept its busy box up for this one, when another
+            # of its long jobs ended first, takes it down now
             self._long.discard(key)
             self.long_running.emit(key, "", False)
         timer = self._timers.get(key)

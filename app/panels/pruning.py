@@ -175,10 +175,13 @@ def _dots(plot, name, colour, errors=True):
 
 
 def _style_sample(dots) -> None:
-    # one finite point, at once taken away: an all-NaN point makes the scatter's bounds (asked for by
-    # Qt while the item is shown) warn "All-NaN slice encountered"
-    dots.setData([0.0], [0.0])
+    # one point, at once taken away. At (1, 1), finite on a log axis too: (0, 0) became NaN on the log
+    # axes of "Layer 2 spectrum" and "Accuracy vs density", and pyqtgraph keeps a scatter's last points
+    # when its data is emptied, so the hidden scatter's bounds (asked for by Qt) warned "All-NaN slice
+    # encountered" (the CI failure of a window test); the scatter is emptied as well.
+    dots.setData([1.0], [1.0])
     dots.setData([], [])
+    dots.scatter.clear()
 
 
 def _readout(plot, anchor=(0.5, 0)) -> pg.TextItem:

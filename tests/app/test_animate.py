@@ -83,3 +83,34 @@ def test_bad_animate_arguments_exit_2_with_one_line(qapp, tmp_path, capsys, chan
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "x.gif").exists()
+
+
+def test_a_plots_frames_keep_one_size_when_the_panel_gives_it_more_room_mid_sweep(qtbot):
+    # The plot grid gave the plot a few pixels more or less as the swept σ_w changed its neighbours'
+    # tick labels (298 px, then 306): the frames did not stack into one animation. Here the panel widens
+    # by 40 px between frames instead, which moves the plot's width the same way, every time.
+    from app import animate
+    from app.panels import panel_class
+    from app.runner import Runner
+
+    runner = Runner()
+    panel = panel_class("propagation")(runner, params=PropagationParams(width=40, depth=8, seeds=1))
+    qtbot.addWidget(panel)
+    panel.resize(640, 360)
+    panel.show()
+    qtbot.waitExposed(panel)
+    widget = panel.plots["variance_map"]
+    widths = []
+    try:
+        shots = []
+        for i, frame in enumerate(animate.frames(panel, "sigma_w", [0.8, 1.2, 1.6], "variance_map", 640,
+                                                 theory_only=True)):
+            shots.append(frame.shape)
+            widths.append(widget.width())
+            panel.resize(640 + 40 * (i + 1), 360)
+            qtbot.wait(50)                     # the layout takes the new room
+        assert len(set(shots)) == 1, shots
+        assert len(set(widths)) == 1, widths
+        qtbot.waitUntil(lambda: widget.width() > widths[0], timeout=5000)  # let go after the last frame
+    finally:
+        runner.shutdown()

@@ -114,3 +114,27 @@ def test_run_sweep_trains_the_full_sweep_which_streams_cancels_and_restarts(qtbo
         assert "dct" in panel._points and _seeds(panel) == {0, 1}
     finally:
         close_panel(runner)
+
+
+def test_before_any_data_no_scatter_holds_a_point_that_a_log_axis_made_nan(qtbot):
+    # The legend samples were styled with a point at (0, 0), NaN on the log axes, which pyqtgraph kept
+    # in the hidden scatter: its bounds, asked for by Qt, warned "All-NaN slice encountered" (an error
+    # caught in the event loop, the CI failure of a window test).
+    import pyqtgraph as pg
+
+    from app.runner import Runner
+
+    runner = Runner()
+    panel = PruningPanel(runner)
+    qtbot.addWidget(panel)
+    try:
+        scatters = [item for widget in panel.plots.values() for item in widget.scene().items()
+                    if isinstance(item, pg.ScatterPlotItem)]
+        assert len(scatters) > 5
+        for scatter in scatters:
+            for axis in ("x", "y"):
+                values = scatter.data[axis]
+                assert values.size == 0 or np.isfinite(values).any(), (axis, values)
+            scatter.boundingRect()      # warns (an error here) on an all-NaN axis
+    finally:
+        close_panel(runner)

@@ -91,6 +91,24 @@ def test_deep_wide_request_can_be_cancelled_and_superseded(panel, qtbot):
     qtbot.waitUntil(lambda: runner.active_threads() == 0, timeout=60_000)
 
 
+def test_the_busy_box_goes_when_the_panels_last_job_ends_though_that_job_was_short(panel, qtbot):
+    # A long job's end found another of the panel's jobs (a short one) still running and left the box
+    # up for it; the short job's end said nothing (it had never been long), and the box stayed up over
+    # an idle panel (the CI failure of the cancel test above, on a loaded machine).
+    import time
+
+    from app.runner import LONG_JOB_MS
+
+    long_s = 1.5 * LONG_JOB_MS / 1000
+    panel.submit("test-long", time.sleep, long_s)
+    qtbot.waitUntil(panel.busy_box.isVisible, timeout=5_000)
+    # a short job that starts just before the long one ends, and ends after it
+    panel.submit("test-short", time.sleep, 0.6 * LONG_JOB_MS / 1000, delay_ms=int(0.3 * LONG_JOB_MS))
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=10_000)
+    qtbot.wait(50)
+    assert not panel.busy_box.isVisible()
+
+
 def test_a_stale_simulation_stops_between_the_engines_yields():
     """The engine yields only at depths 1, 2, 4, …; the panel's request stops it within a layer."""
     p = spec.SpectraParams(width=64, depth=64)
