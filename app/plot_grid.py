@@ -105,8 +105,11 @@ class PlotGrid(QScrollArea):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        if event.size().width() != self._width:
-            self._width = event.size().width()
+        # The area's own width, not the viewport's (whose resize also lands here): a reflow's extra row
+        # brought the vertical scroll bar, the narrower viewport let go of the column cap, the panel's
+        # own columns came back without the bar, and the grid flipped between the two every 60 ms.
+        if self.width() != self._width:
+            self._width = self.width()
             self._cap = None
         self.schedule()
 

@@ -57,7 +57,9 @@ def open_panel(qtbot, panel_cls, timeout=60_000, **params):
 
     runner = Runner()
     panel = panel_cls(runner)
-    qtbot.addWidget(panel)
+    # stopped when the test ends, passed or failed: a failed test's runner went on delivering results to
+    # its deleted panel, and kept the pacer on, in the tests that came after it
+    qtbot.addWidget(panel, before_close_func=lambda _panel: runner.shutdown(30_000))
     panel.resize(1400, 900)
     panel.show()
     panel.set_params(**params)

@@ -90,6 +90,8 @@ def test_propagation_trainability_row_trains_on_request_keeps_cancels_and_resume
     x, _ = section.collapse.dots["sigma_w"].getData()
     assert len(x) == np.isfinite(first.xi_c).sum() * len(first.depths)   # every cell with a finite ξ_c
 
+    # (the grid's last partial is drawn before its worker has ended)
+    qtbot.waitUntil(lambda: not runner.is_busy("propagation:trainability"), timeout=10_000)
     panel.set_params(depth=5)                                   # not what the grids depend on: nothing retrains
     assert not runner.is_busy("propagation:trainability")
     panel.set_params(sigma_b=0.3)                               # a new grid …
