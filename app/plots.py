@@ -145,6 +145,8 @@ class _TurnTakingPlot(pg.PlotWidget):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        if self.isVisible() and not event.spontaneous():
+            _take_turn(self)    # a relayout resizes every plot of a grid, and Qt would repaint them in one pass
         # A plot item wider than its widget (a title that needed more room) keeps its view's size while
         # the widget grows to what it asked for, so the view's resize signal does not come
         if hasattr(self, "eoc_fit_timer") and event.size().width() != event.oldSize().width():
@@ -1005,13 +1007,15 @@ def paint_in_turns(widgets) -> None:
             _take_turn(w)
 
 
-_turn_taken = [False]
+_turn_taken: list = [None]     # the plot that paints in this turn of the event loop
 
 
 def _take_turn(widget) -> None:
     """Paint ``widget`` in this turn if no plot has yet, else hold it (updates off) until its own turn."""
-    if not _held and not _turn_taken[0]:
-        _turn_taken[0] = True
+    if _turn_taken[0] is widget:
+        return      # its show and its first size, in one turn
+    if not _held and _turn_taken[0] is None:
+        _turn_taken[0] = widget
         QTimer.singleShot(0, _next_turn)
         return
     if widget not in _held:
@@ -1023,7 +1027,7 @@ def _take_turn(widget) -> None:
 
 
 def _next_turn() -> None:
-    _turn_taken[0] = False
+    _turn_taken[0] = None
 
 
 #: The longest the next held plot waits for the one released before it to paint (a hidden one never does).

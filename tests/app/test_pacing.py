@@ -4,6 +4,7 @@ counts them as busy until drawn."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -82,3 +83,17 @@ def test_results_arriving_together_are_drawn_in_turns_in_order_and_count_as_busy
     assert runner.is_busy("k") or len(drawn) == 6
     qtbot.waitUntil(lambda: not runner.is_busy("k"), timeout=5000)
     assert drawn == list(range(6))
+
+
+def test_the_interpreter_hands_its_lock_over_often_only_while_jobs_run(runner, qtbot):
+    # a paint waits for the lock at each of its dozens of calls into Python; 5 ms turns made them a convoy
+    idle = sys.getswitchinterval()
+    release = threading.Event()
+    runner.submit(Job("hold", release.wait, (10,)))
+    try:
+        qtbot.waitUntil(lambda: pace._hook is not None, timeout=5000)
+        assert sys.getswitchinterval() == pytest.approx(pacing.SWITCH_INTERVAL_S)
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: pace._hook is None, timeout=5000)
+    assert sys.getswitchinterval() == pytest.approx(idle)

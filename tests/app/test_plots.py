@@ -192,6 +192,21 @@ def test_plots_whose_data_changed_together_repaint_one_per_turn(qtbot):
     assert all(w.updatesEnabled() for w in widgets)
 
 
+def test_plots_a_relayout_resized_together_repaint_one_per_turn(qtbot):
+    # the plot grid's reflow or its body's new height resizes every plot, which Qt repaints in one pass
+    window, widgets, log = _three_plots_in_a_row(qtbot)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and not plots.fits_pending(), timeout=2000)
+    qtbot.wait(4 * plots.PAINT_TURN_MS)
+
+    log.painted.clear()
+    window.resize(1200, 420)
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and len(_first_paints(log)) == 3,
+                    timeout=2000)
+    assert _each_in_a_turn_of_its_own(_first_paints(log))
+
+
 LONG_TITLE = "Accuracy vs density · preview: 1 seed, 3 epochs · running, 19 nets"
 
 

@@ -109,6 +109,27 @@ def test_the_busy_box_goes_when_the_panels_last_job_ends_though_that_job_was_sho
     assert not panel.busy_box.isVisible()
 
 
+def test_each_result_spreads_the_repaints_of_the_plots_it_redraws_over_turns(panel, qtbot, monkeypatch):
+    # the six plots a result redraws, repainted by Qt in one pass, held the window for ~80 ms
+    from app import plots
+
+    events = []
+    real_turns, real_rendered = plots.paint_in_turns, panel.mark_rendered
+
+    def turns(widgets):
+        widgets = list(widgets)
+        events.append(("turns", len(widgets)))
+        real_turns(widgets)
+
+    monkeypatch.setattr(plots, "paint_in_turns", turns)
+    monkeypatch.setattr(panel, "mark_rendered", lambda: (events.append(("drawn", 0)), real_rendered()))
+    _set(qtbot, panel, depth=6)
+    drawn = [i for i, (kind, _) in enumerate(events) if kind == "drawn"]
+    assert drawn
+    assert all(i > 0 and events[i - 1] == ("turns", len(panel.plots)) for i in drawn)
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in panel.plots.values()), timeout=2000)
+
+
 def test_a_stale_simulation_stops_between_the_engines_yields():
     """The engine yields only at depths 1, 2, 4, …; the panel's request stops it within a layer."""
     p = spec.SpectraParams(width=64, depth=64)
