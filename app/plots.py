@@ -17,8 +17,8 @@ import numpy as np
 import pyqtgraph as pg
 import shiboken6
 from pyqtgraph.exporters import CSVExporter, ImageExporter, SVGExporter
-from PySide6.QtCore import QTimer
-from PySide6.QtGui import QFont, QPen
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtGui import QFont, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsGridLayout, QGraphicsItem, QGraphicsTextItem
 
 from app import pacing
@@ -152,11 +152,30 @@ class _TurnTakingPlot(pg.PlotWidget):
         if hasattr(self, "eoc_fit_timer") and event.size().width() != event.oldSize().width():
             schedule_fit(self, full=True)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A paint put off to a later turn leaves the plot's last picture on screen, not a blank flash:
+        # Qt clears nothing under an opaque viewport (the view paints its whole background itself).
+        self.viewport().setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.eoc_paints = 0
+        self._painted_at = None
+
     def paintEvent(self, event) -> None:
         # Qt paints a widget it shows even with its updates disabled: a held plot is painted when let go
-        if self.updatesEnabled():
+        if self.updatesEnabled() and not _paint_waits_its_turn(self):
             self.eoc_painted = True
+            self.eoc_paints += 1
+            self._painted_at = self._place()
             super().paintEvent(event)
+        elif self._painted_at != self._place():
+            # nothing of it on screen there yet (shown, moved or resized): its background until its turn
+            painter = QPainter(self.viewport())
+            painter.fillRect(event.rect(), self.backgroundBrush())
+            painter.end()
+
+    def _place(self) -> tuple:
+        viewport = self.viewport()
+        return viewport.mapTo(viewport.window(), QPoint(0, 0)), viewport.size()
 
 
 class _LazyMenuViewBox(pg.ViewBox):
@@ -1028,6 +1047,25 @@ def _take_turn(widget) -> None:
 
 def _next_turn() -> None:
     _turn_taken[0] = None
+    _free_turn[0] = False
+
+
+_free_turn: list = [False]     # every plot paints in this turn: a grab of the window follows
+
+
+def _paint_waits_its_turn(widget) -> bool:
+    """Whether ``widget``'s paint, come in a turn in which another plot has painted, is put off to a turn
+    of its own (it is held, :func:`_take_turn`). Results drawn into several plots (or a relayout, or a
+    show) make Qt repaint them all in one pass, each scene's update flushing the window's; plots that
+    paint in 5–50 ms each would freeze the window for the sum."""
+    if _free_turn[0] or _turn_taken[0] is widget:
+        return False
+    if _turn_taken[0] is None:
+        _turn_taken[0] = widget
+        QTimer.singleShot(0, _next_turn)
+        return False
+    _take_turn(widget)
+    return True
 
 
 #: The longest the next held plot waits for the one released before it to paint (a hidden one never does).
@@ -1054,9 +1092,13 @@ def _release_one(wait: bool = True) -> None:
 
 
 def release_held() -> None:
-    """Let every held plot repaint now (before grabbing a window's pixels, which skips held widgets)."""
+    """Let every held plot repaint now, and every plot paint in this turn (before grabbing a window's
+    pixels, which would skip held widgets and those whose turn had not come)."""
     while _held:
         _release_one(wait=False)
+    if not _free_turn[0]:
+        _free_turn[0] = True
+        QTimer.singleShot(0, _next_turn)
 
 
 def fits_pending() -> bool:

@@ -144,6 +144,8 @@ class MainWindow(QMainWindow):
         self.deck: Deck | None = None
         self.deck_index = 0
         self.panels = _Panels(self)
+        #: Whether the warm-up (every panel's and engine's import, in a worker) has finished.
+        self.warmed_up = False
         #: Each panel's lecture presets, read once (reading all 44 files on every tab switch is a stall).
         self._presets: dict[str, list] = {}
         #: Parameters for panels not built yet (from a session or a parameter set), applied when built.
@@ -343,7 +345,11 @@ class MainWindow(QMainWindow):
 
     def _device_found(self, text: str) -> None:
         self._set_device(text)
-        self.runner.submit(Job(WARM_UP_JOB, _warm_up, on_result=lambda _: freeze_long_lived(), label="warming up"))
+        self.runner.submit(Job(WARM_UP_JOB, _warm_up, on_result=self._warmed_up, label="warming up"))
+
+    def _warmed_up(self, _modules: int) -> None:
+        freeze_long_lived()
+        self.warmed_up = True
 
     def _job_done(self, key: str, label: str, seconds: float, device: str) -> None:
         if key.startswith("app:"):

@@ -86,56 +86,63 @@ def test_data_pixels_reads_step_histograms_by_their_bin_centres(qtbot):
     assert px.size > 0 and np.all(np.isfinite(px)) and np.all(np.isfinite(py))
 
 
-def _three_plots_in_a_row(qtbot):
+def _three_plots_in_a_row(qtbot, monkeypatch):
     """A window of three plots (not shown yet) and a log of the plots that really painted, each with the
-    plots still held at that moment (a held plot is sent its paint event but paints nothing)."""
-    from PySide6.QtCore import QEvent, QObject
+    pass of the event loop it painted in (a held plot, or one whose turn has not come, is sent its paint
+    event but paints nothing)."""
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QHBoxLayout, QWidget
 
     # plots of earlier tests still waiting for their turn would hold these back too
     plots.release_held()
     qtbot.wait(2 * plots.PAINT_TURN_MS)
 
-    class PaintLog(QObject):
-        def __init__(self):
-            super().__init__()
-            self.painted: list[tuple[int, set[int]]] = []
+    class PaintLog:
+        painted: list[tuple[int, int]] = []
+        passes = [0]
 
-        def eventFilter(self, obj, event):
-            if event.type() == QEvent.Type.Paint and obj.parent().updatesEnabled():
-                held = {w.eoc_index for w in widgets if not w.updatesEnabled()}
-                self.painted.append((obj.parent().eoc_index, held))
-            return False
+    log = PaintLog()
+    log.painted = []
+    # a zero timer fires once per pass of the event loop: two paints that see one count came in one pass
+    log.turns = QTimer()
+    log.turns.timeout.connect(lambda: log.passes.__setitem__(0, log.passes[0] + 1))
+    log.turns.start(0)
+    paint = plots._TurnTakingPlot.paintEvent
 
+    def logged_paint(plot, event):
+        before = plot.eoc_paints
+        paint(plot, event)
+        if plot.eoc_paints > before and hasattr(plot, "eoc_index"):
+            log.painted.append((plot.eoc_index, log.passes[0]))
+
+    monkeypatch.setattr(plots._TurnTakingPlot, "paintEvent", logged_paint)
     window = QWidget()
     row = QHBoxLayout(window)
     widgets = [plots.make_plot(f"plot {i}", "x", "y") for i in range(3)]
-    log = PaintLog()
     for i, w in enumerate(widgets):
         row.addWidget(w)
         w.eoc_index = i
-        w.viewport().installEventFilter(log)
     qtbot.addWidget(window)
     window.resize(900, 300)
     return window, widgets, log
 
 
-def _first_paints(log) -> list[tuple[int, set[int]]]:
-    """Each plot's first real paint, in the order they came, with the plots held at that moment."""
-    firsts: dict[int, set[int]] = {}
-    for i, held in log.painted:
-        firsts.setdefault(i, held)
+def _first_paints(log) -> list[tuple[int, int]]:
+    """Each plot's first real paint, in the order they came, with the pass of the event loop it came in."""
+    firsts: dict[int, int] = {}
+    for i, turn in log.painted:
+        firsts.setdefault(i, turn)
     return list(firsts.items())
 
 
 def _each_in_a_turn_of_its_own(firsts) -> bool:
-    """When each plot first painted, every plot after it was still held: no two painted in one pass."""
-    return all(held == {j for j, _ in firsts[k + 1:]} for k, (_, held) in enumerate(firsts))
+    """No two plots first painted in one pass of the event loop."""
+    return len({turn for _, turn in firsts}) == len(firsts)
 
 
-def test_plots_shown_together_paint_one_per_turn(qtbot):
+def test_plots_shown_together_paint_one_per_turn(qtbot, monkeypatch):
     # a tab's first show: Qt would paint all of its plots in one pass
-    window, widgets, log = _three_plots_in_a_row(qtbot)
+    window, widgets, log = _three_plots_in_a_row(qtbot, monkeypatch)
     window.show()
     assert [w.updatesEnabled() for w in widgets] == [True, False, False]
     qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and len(_first_paints(log)) == 3,
@@ -146,12 +153,12 @@ def test_plots_shown_together_paint_one_per_turn(qtbot):
     qtbot.waitUntil(lambda: not plots.fits_pending(), timeout=2000)   # nothing left held
 
 
-def test_plots_on_a_page_switched_to_paint_one_per_turn(qtbot):
+def test_plots_on_a_page_switched_to_paint_one_per_turn(qtbot, monkeypatch):
     # QStackedLayout turns the stack's updates off while it switches pages, so the page's plots are shown
     # with updates off: they must still be held, not painted together when the stack turns them back on
     from PySide6.QtWidgets import QLabel, QStackedWidget
 
-    page, widgets, log = _three_plots_in_a_row(qtbot)
+    page, widgets, log = _three_plots_in_a_row(qtbot, monkeypatch)
     stack = QStackedWidget()
     stack.addWidget(QLabel("first page"))
     stack.addWidget(page)
@@ -169,8 +176,8 @@ def test_plots_on_a_page_switched_to_paint_one_per_turn(qtbot):
     assert _each_in_a_turn_of_its_own(firsts)
 
 
-def test_plots_whose_data_changed_together_repaint_one_per_turn(qtbot):
-    window, widgets, log = _three_plots_in_a_row(qtbot)
+def test_plots_whose_data_changed_together_repaint_one_per_turn(qtbot, monkeypatch):
+    window, widgets, log = _three_plots_in_a_row(qtbot, monkeypatch)
     window.show()
     qtbot.waitExposed(window)
     qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets), timeout=2000)   # the first show's turns
@@ -192,9 +199,9 @@ def test_plots_whose_data_changed_together_repaint_one_per_turn(qtbot):
     assert all(w.updatesEnabled() for w in widgets)
 
 
-def test_plots_a_relayout_resized_together_repaint_one_per_turn(qtbot):
+def test_plots_a_relayout_resized_together_repaint_one_per_turn(qtbot, monkeypatch):
     # the plot grid's reflow or its body's new height resizes every plot, which Qt repaints in one pass
-    window, widgets, log = _three_plots_in_a_row(qtbot)
+    window, widgets, log = _three_plots_in_a_row(qtbot, monkeypatch)
     window.show()
     qtbot.waitExposed(window)
     qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and not plots.fits_pending(), timeout=2000)
@@ -205,6 +212,37 @@ def test_plots_a_relayout_resized_together_repaint_one_per_turn(qtbot):
     qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and len(_first_paints(log)) == 3,
                     timeout=2000)
     assert _each_in_a_turn_of_its_own(_first_paints(log))
+
+
+
+def test_plots_whose_data_changed_in_one_pass_repaint_one_per_turn_unasked(qtbot, monkeypatch):
+    # a result drawn into several plots, no paint_in_turns: each scene's update flushes the window's, and
+    # Qt would repaint them all in one pass of the event loop
+    window, widgets, log = _three_plots_in_a_row(qtbot, monkeypatch)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and not plots.fits_pending(), timeout=2000)
+    qtbot.wait(4 * plots.PAINT_TURN_MS)
+
+    log.painted.clear()
+    for i, w in enumerate(widgets):
+        w.plot([0.0, 1.0], [float(i), 2.0])
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and len(_first_paints(log)) == 3,
+                    timeout=2000)
+    assert _each_in_a_turn_of_its_own(_first_paints(log))
+
+
+def test_a_grab_after_release_held_paints_every_plot_at_once(qtbot, monkeypatch):
+    window, widgets, log = _three_plots_in_a_row(qtbot, monkeypatch)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and not plots.fits_pending(), timeout=2000)
+    for i, w in enumerate(widgets):
+        w.plot([0.0, 1.0], [float(i), 2.0])
+    log.painted.clear()
+    plots.release_held()
+    window.grab()
+    assert sorted({i for i, _ in log.painted}) == [0, 1, 2]
 
 
 LONG_TITLE = "Accuracy vs density · preview: 1 seed, 3 epochs · running, 19 nets"

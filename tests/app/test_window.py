@@ -51,8 +51,10 @@ def test_the_device_probe_is_followed_by_the_warm_up_of_every_module(window, qtb
     _freeze_modules()
     window._device_found("cpu")
     assert window.device_label.text() == "device: cpu" and window.runner.is_busy(WARM_UP_JOB)
+    assert not window.warmed_up
     alive = ["made before the warm-up ended"]          # a tracked object, as the imports' are
     qtbot.waitUntil(lambda: not window.runner.is_busy(WARM_UP_JOB), timeout=120_000)
+    assert window.warmed_up
     # what lives by then lives as long as the app: out of the collector's generations, whose full
     # collections walk every object in them while every thread waits
     assert all(o is not alive for o in gc.get_objects())

@@ -43,7 +43,7 @@ def _interactive_rows() -> list[Row]:
     app = QApplication.instance() or QApplication([])
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     from app.panels import NAMES
-    from app.window import WARM_UP_JOB, MainWindow
+    from app.window import MainWindow
 
     window = MainWindow(restore=False, tab="propagation")
     window.show()
@@ -53,8 +53,9 @@ def _interactive_rows() -> list[Row]:
     # Settled: the first tab drawn and simulated, torch imported by the device probe and the other tabs'
     # modules by the warm-up after it (an import in a worker holds the interpreter lock for stretches of
     # 100–200 ms, which is not what this row measures; the app pays it while the first tab is looked at).
-    while (first.render_count == 0 or first.is_busy() or window.device_label.text().endswith("detecting…")
-           or window.runner.is_busy(WARM_UP_JOB)) and time.monotonic() < end:
+    # The warm-up's own end, not the device label: with torch imported already (as here) a simulation's
+    # result names the device before the probe does, and the warm-up had not begun.
+    while (first.render_count == 0 or first.is_busy() or not window.warmed_up) and time.monotonic() < end:
         wait_for_events(app)
 
     # First show of a tab: the longest the event loop waits while the panel is built and first drawn, for

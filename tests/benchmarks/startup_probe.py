@@ -21,29 +21,31 @@ def _has_data(item) -> bool:
 
 
 def _paint_clock(panel, ready: dict):
-    """An event filter on the theory plots' viewports: for each plot the time of its first paint once
-    ``ready[key]()`` (its theory drawn), whatever the probe's own loop was doing then; ``at`` is the
-    latest of them (every theory plot on screen), None until then."""
-    from PySide6.QtCore import QEvent, QObject
+    """For each theory plot the time of its first real paint once ``ready[key]()`` (its theory drawn),
+    whatever the probe's own loop was doing then (a paint put off to a later turn does not count); ``at``
+    is the latest of them (every theory plot on screen), None until then."""
+    from app import plots
 
-    viewports = {panel.plots[key].viewport(): key for key in ready}
+    keys = {panel.plots[key]: key for key in ready}
+    paint = plots._TurnTakingPlot.paintEvent
 
-    class Clock(QObject):
+    class Clock:
         painted: dict = {}
 
         @property
         def at(self):
             return max(self.painted.values()) if len(self.painted) == len(ready) else None
 
-        def eventFilter(self, watched, event):
-            key = viewports.get(watched)
-            if event.type() == QEvent.Type.Paint and key is not None and key not in self.painted and ready[key]():
-                self.painted[key] = time.perf_counter() - T0
-            return False
+    clock = Clock()
 
-    clock = Clock(panel)
-    for viewport in viewports:
-        viewport.installEventFilter(clock)
+    def timed_paint(plot, event):
+        before = getattr(plot, "eoc_paints", 0)
+        paint(plot, event)
+        key = keys.get(plot)
+        if key is not None and getattr(plot, "eoc_paints", 0) > before and key not in clock.painted and ready[key]():
+            clock.painted[key] = time.perf_counter() - T0
+
+    plots._TurnTakingPlot.paintEvent = timed_paint
     return clock
 
 
