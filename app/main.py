@@ -85,6 +85,7 @@ def render(args) -> int:
     """Compute a panel headlessly (theory and simulation), then export it."""
     params, out = _check_render_args(args)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
     from app.panels import panel_class
@@ -94,6 +95,10 @@ def render(args) -> int:
     runner = Runner()
     panel = panel_class(args.panel)(runner)
     panel.resize(1500, 950)
+    # laid out as on screen (titles wrapped, legends placed: a hidden plot is fitted when shown), never
+    # shown on a display
+    panel.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
+    panel.show()
     errors: list[str] = []
     runner.failed.connect(lambda _k, label, msg: errors.append(f"{label}: {msg}"))
     if params is not None:

@@ -136,6 +136,14 @@ class _TurnTakingPlot(pg.PlotWidget):
     paints in a turn of the event loop of its own (:func:`paint_in_turns`): Qt paints every widget a show
     exposes in one pass, and the nine plots of a panel (10–50 ms each) would freeze the window for the sum."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A paint put off to a later turn leaves the plot's last picture on screen, not a blank flash:
+        # Qt clears nothing under an opaque viewport (the view paints its whole background itself).
+        self.viewport().setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.eoc_paints = 0
+        self._painted_at = None
+
     def showEvent(self, event) -> None:
         super().showEvent(event)
         if not event.spontaneous():
@@ -151,14 +159,6 @@ class _TurnTakingPlot(pg.PlotWidget):
         # the widget grows to what it asked for, so the view's resize signal does not come
         if hasattr(self, "eoc_fit_timer") and event.size().width() != event.oldSize().width():
             schedule_fit(self, full=True)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # A paint put off to a later turn leaves the plot's last picture on screen, not a blank flash:
-        # Qt clears nothing under an opaque viewport (the view paints its whole background itself).
-        self.viewport().setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
-        self.eoc_paints = 0
-        self._painted_at = None
 
     def paintEvent(self, event) -> None:
         # Qt paints a widget it shows even with its updates disabled: a held plot is painted when let go
@@ -1000,8 +1000,10 @@ def _run_fits() -> None:
     start = time.perf_counter()
     while _fit_queue:
         widget = _fit_queue.pop(next(iter(_fit_queue)))
-        if shiboken6.isValid(widget):
+        if shiboken6.isValid(widget) and widget.isVisible():
             fit(widget)
+        elif shiboken6.isValid(widget):
+            widget.eoc_need_stale = True    # hidden since it was queued: fitted when shown
         # the turn's budget counts what ran before the fits in it too (a paint, a result drawn)
         if pacing.turn_over(start, FIT_BUDGET_S):
             break
@@ -1127,6 +1129,11 @@ def schedule_fit(widget: pg.PlotWidget, full: bool = False) -> None:
     timer = getattr(widget, "eoc_fit_timer", None)
     if timer is not None:
         widget.eoc_fit_full = getattr(widget, "eoc_fit_full", True) or full
+        if not widget.isVisible():
+            # fitted when shown (showEvent): a hidden tab's plots, restyled, fitted to no room for ever
+            # (each fit's relayout resized the view, whose resize asked for the next)
+            widget.eoc_need_stale = True
+            return
         # New data moves the legend once the slider rests: not on each of its steps.
         timer.start(0 if widget.eoc_fit_full else LEGEND_REST_MS)
 

@@ -70,6 +70,7 @@ def _plot_area(panel):
 def test_double_click_enlarges_a_plot_and_esc_puts_it_back(window, qtbot):
     panel = window.show_panel("propagation")
     qtbot.waitUntil(lambda: panel.plot_grid.mode != "focus" and panel.plots["variance_map"].isVisible())
+    qtbot.waitUntil(lambda: not plots.fits_pending())   # the legend in its corner, not over the middle
     widget = panel.plots["variance_map"]
     shown = {k for k, w in panel.plots.items() if w.isVisible()}
     spot = widget.viewport().rect().center()
