@@ -459,3 +459,38 @@ def test_an_aspect_locked_plot_settles_rather_than_flip_between_two_widths(qtbot
     finally:
         plots.set_style(presentation=False)
     assert restless == []
+
+
+def test_a_hidden_plot_restyled_is_fitted_when_shown_and_then_rests(qtbot, monkeypatch):
+    # presentation mode restyles every plot, those of hidden tabs too: fitted while hidden, each fit's
+    # relayout resized the view and the resize asked for the next fit, for ever
+    from PySide6.QtWidgets import QTabWidget
+
+    tabs = QTabWidget()
+    front, back = (plots.make_plot(f"{LONG_TITLE} {i}", "σ<sub>w</sub>", "y") for i in range(2))
+    tabs.addTab(front, "front")
+    tabs.addTab(back, "back")
+    qtbot.addWidget(tabs)
+    tabs.resize(700, 400)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    qtbot.waitUntil(lambda: not plots.fits_pending(), timeout=3000)
+
+    fitted = []
+    fit = plots.fit
+    monkeypatch.setattr(plots, "fit", lambda w: (fitted.append(w), fit(w)))
+    try:
+        plots.set_style(presentation=True)
+        qtbot.waitUntil(lambda: front in fitted and not plots.fits_pending(), timeout=3000)
+        qtbot.wait(200)
+        assert back not in fitted and not plots.fits_pending()
+
+        tabs.setCurrentWidget(back)
+        qtbot.waitUntil(lambda: back in fitted and not plots.fits_pending(), timeout=3000)
+        # fitted to its room in presentation sizes: its long title wrapped inside the plot's width
+        assert back.getPlotItem().titleLabel.item.boundingRect().width() <= back.width()
+        settled = len(fitted)
+        qtbot.wait(300)
+        assert len(fitted) == settled     # nothing asks for another fit once it is laid out
+    finally:
+        plots.set_style(presentation=False)
