@@ -151,6 +151,10 @@ class _TurnTakingPlot(pg.PlotWidget):
         if getattr(self, "eoc_need_stale", False):
             schedule_fit(self, full=True)  # restyled or retitled while hidden: what it needs is unknown
 
+    def hideEvent(self, event) -> None:
+        super().hideEvent(event)
+        self._painted_at = None     # another tab's pixels take its place on screen meanwhile
+
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self.isVisible() and not event.spontaneous():
