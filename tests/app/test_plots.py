@@ -140,6 +140,24 @@ def _each_in_a_turn_of_its_own(firsts) -> bool:
     return len({turn for _, turn in firsts}) == len(firsts)
 
 
+def _settled_row(qtbot, monkeypatch):
+    """Three plots in a row, shown, painted and fitted."""
+    window, widgets, log = _three_plots_in_a_row(qtbot, monkeypatch)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and not plots.fits_pending(), timeout=2000)
+    qtbot.wait(4 * plots.PAINT_TURN_MS)
+    log.painted.clear()
+    return window, widgets, log
+
+
+def _repaint_one_per_turn(qtbot, widgets, log) -> bool:
+    """Wait for every plot to have repainted; whether each did in a pass of the event loop of its own."""
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and len(_first_paints(log)) == 3,
+                    timeout=2000)
+    return _each_in_a_turn_of_its_own(_first_paints(log))
+
+
 def test_plots_shown_together_paint_one_per_turn(qtbot, monkeypatch):
     # a tab's first show: Qt would paint all of its plots in one pass
     window, widgets, log = _three_plots_in_a_row(qtbot, monkeypatch)
@@ -201,45 +219,24 @@ def test_plots_whose_data_changed_together_repaint_one_per_turn(qtbot, monkeypat
 
 def test_plots_a_relayout_resized_together_repaint_one_per_turn(qtbot, monkeypatch):
     # the plot grid's reflow or its body's new height resizes every plot, which Qt repaints in one pass
-    window, widgets, log = _three_plots_in_a_row(qtbot, monkeypatch)
-    window.show()
-    qtbot.waitExposed(window)
-    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and not plots.fits_pending(), timeout=2000)
-    qtbot.wait(4 * plots.PAINT_TURN_MS)
-
-    log.painted.clear()
+    window, widgets, log = _settled_row(qtbot, monkeypatch)
     window.resize(1200, 420)
-    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and len(_first_paints(log)) == 3,
-                    timeout=2000)
-    assert _each_in_a_turn_of_its_own(_first_paints(log))
-
+    assert _repaint_one_per_turn(qtbot, widgets, log)
 
 
 def test_plots_whose_data_changed_in_one_pass_repaint_one_per_turn_unasked(qtbot, monkeypatch):
     # a result drawn into several plots, no paint_in_turns: each scene's update flushes the window's, and
     # Qt would repaint them all in one pass of the event loop
-    window, widgets, log = _three_plots_in_a_row(qtbot, monkeypatch)
-    window.show()
-    qtbot.waitExposed(window)
-    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and not plots.fits_pending(), timeout=2000)
-    qtbot.wait(4 * plots.PAINT_TURN_MS)
-
-    log.painted.clear()
+    window, widgets, log = _settled_row(qtbot, monkeypatch)
     for i, w in enumerate(widgets):
         w.plot([0.0, 1.0], [float(i), 2.0])
-    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and len(_first_paints(log)) == 3,
-                    timeout=2000)
-    assert _each_in_a_turn_of_its_own(_first_paints(log))
+    assert _repaint_one_per_turn(qtbot, widgets, log)
 
 
 def test_a_grab_after_release_held_paints_every_plot_at_once(qtbot, monkeypatch):
-    window, widgets, log = _three_plots_in_a_row(qtbot, monkeypatch)
-    window.show()
-    qtbot.waitExposed(window)
-    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in widgets) and not plots.fits_pending(), timeout=2000)
+    window, widgets, log = _settled_row(qtbot, monkeypatch)
     for i, w in enumerate(widgets):
         w.plot([0.0, 1.0], [float(i), 2.0])
-    log.painted.clear()
     plots.release_held()
     window.grab()
     assert sorted({i for i, _ in log.painted}) == [0, 1, 2]
