@@ -167,7 +167,6 @@ class _TurnTakingPlot(pg.PlotWidget):
     def paintEvent(self, event) -> None:
         # Qt paints a widget it shows even with its updates disabled: a held plot is painted when let go
         if self.updatesEnabled() and not _paint_waits_its_turn(self):
-            self.eoc_painted = True
             self.eoc_paints += 1
             self._painted_at = self._place()
             super().paintEvent(event)
@@ -1040,8 +1039,7 @@ def _take_turn(widget) -> None:
     if _turn_taken[0] is widget:
         return      # its show and its first size, in one turn
     if not _held and _turn_taken[0] is None:
-        _turn_taken[0] = widget
-        QTimer.singleShot(0, _next_turn)
+        _claim_turn(widget)
         return
     if widget not in _held:
         # set on the plot itself even where a parent has updates off for now (QStackedLayout switching a
@@ -1049,6 +1047,12 @@ def _take_turn(widget) -> None:
         widget.setUpdatesEnabled(False)
         _held.append(widget)
     _start_once(_held_timer, _release_one, PAINT_TURN_MS)
+
+
+def _claim_turn(widget) -> None:
+    """``widget`` paints in this turn of the event loop; the turn is free again in the next."""
+    _turn_taken[0] = widget
+    QTimer.singleShot(0, _next_turn)
 
 
 def _next_turn() -> None:
@@ -1067,8 +1071,7 @@ def _paint_waits_its_turn(widget) -> bool:
     if _free_turn[0] or _turn_taken[0] is widget:
         return False
     if _turn_taken[0] is None:
-        _turn_taken[0] = widget
-        QTimer.singleShot(0, _next_turn)
+        _claim_turn(widget)
         return False
     _take_turn(widget)
     return True
@@ -1076,21 +1079,20 @@ def _paint_waits_its_turn(widget) -> bool:
 
 #: The longest the next held plot waits for the one released before it to paint (a hidden one never does).
 PAINT_WAIT_S = 0.05
-_released: list = [None, 0.0]       # the plot let go last, and when
+_released: list = [None, 0.0, 0]    # the plot let go last, when, and how many times it had painted then
 
 
 def _release_one(wait: bool = True) -> None:
-    last, since = _released
+    last, since, paints = _released
     if wait and last is not None and shiboken6.isValid(last) and last.isVisible() \
-            and not getattr(last, "eoc_painted", True) and time.perf_counter() - since < PAINT_WAIT_S:
+            and last.eoc_paints == paints and time.perf_counter() - since < PAINT_WAIT_S:
         # on a busy machine a repaint can take longer than PAINT_TURN_MS to come: the next waits for it
         _held_timer[0].start(PAINT_TURN_MS)
         return
     while _held:
         w = _held.pop(0)
         if shiboken6.isValid(w) and not w.updatesEnabled():
-            w.eoc_painted = False
-            _released[:] = [w, time.perf_counter()]
+            _released[:] = [w, time.perf_counter(), w.eoc_paints]
             w.setUpdatesEnabled(True)       # queues its repaint
             break
     if _held:
