@@ -7,30 +7,20 @@ theory path must not wait for.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 from tests.benchmarks.event_loop import heartbeat, max_timer_gap, wait_for_events
-from tests.benchmarks.harness import Row
-
-PROBE = [sys.executable, "-m", "tests.benchmarks.startup_probe"]
-
-
-def _fresh(cmd: list[str]) -> dict:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+from tests.benchmarks.harness import STARTUP_PROBE, Row, fresh_json
 
 
 def _startup_rows() -> list[Row]:
-    runs = [_fresh(PROBE) for _ in range(3)]
+    runs = [fresh_json(STARTUP_PROBE) for _ in range(3)]
     torch_import = statistics.median(
-        _fresh([sys.executable, "-c", "import time, json; t=time.perf_counter(); import torch; "
-                "print(json.dumps({'s': time.perf_counter()-t}))"])["s"] for _ in range(3))
+        fresh_json([sys.executable, "-c", "import time, json; t=time.perf_counter(); import torch; "
+                    "print(json.dumps({'s': time.perf_counter()-t}))"])["s"] for _ in range(3))
     theory = statistics.median(r["theory_s"] for r in runs)
     dots = statistics.median(r["dots_s"] for r in runs)
     rss = statistics.median(r["rss_mb"] for r in runs)

@@ -7,7 +7,11 @@ them all (``python -m tests.benchmarks [name ...]``) and prints one table.
 from __future__ import annotations
 
 import gc
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +34,25 @@ class Row:
         if self.baseline_value is None or self.value == 0:
             return None
         return self.baseline_value / self.value
+
+
+def fresh_json(cmd: list[str]) -> dict:
+    """Run ``cmd`` in a fresh process (offscreen Qt, nothing imported yet) and parse the JSON of its last line."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+#: A fresh process's path to a shown, painted window: the startup probe (the app's Signal Propagation
+#: tab, every theory plot) and the floor under it, one pyqtgraph plot in a bare PySide6 window.
+STARTUP_PROBE = [sys.executable, "-m", "tests.benchmarks.startup_probe"]
+BARE_PLOT_PROBE = [sys.executable, "-c", (
+    "import json, time; t = time.perf_counter()\n"
+    "import numpy, pyqtgraph as pg\n"
+    "from PySide6.QtWidgets import QApplication\n"
+    "app = QApplication([]); w = pg.PlotWidget(title='bare'); w.plot(numpy.arange(10.0)); w.resize(1600, 900)\n"
+    "w.show(); app.processEvents(); w.grab()\n"
+    "print(json.dumps({'s': time.perf_counter() - t}))")]
 
 
 def median_seconds(fn: Callable[[], object], repeat: int = 7, warmup: int = 1) -> float:
