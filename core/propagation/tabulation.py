@@ -1,5 +1,8 @@
 """Tables per activation on a log-q grid: V(q), D(q) = E[φ'²], their slopes, and the correlation kernel
 and fixed point, built once (cached, lock-protected) for the phase diagram and the grid paths.
+
+A registered activation's tables are also kept on disk (:mod:`core.disk_cache`): building them is most of
+what a launch waits for before its first phase diagram, and they change only with the code that builds them.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from core import activations, disk_cache
 from core.activations import Activation
 from core.propagation.moments import Q_MAX, Q_MIN, _act, _mehler_weights, _moment, _moment_slope, _square
 
@@ -147,8 +151,44 @@ def _table(key: _Key) -> _Table:
         return _build_table(key)
 
 
+_MOMENT_ARRAYS = ("q", "V", "Vx", "D", "Dx")
+_MOMENT_SCALARS = ("homogeneous", "x0", "h", "v0", "v1", "d1", "i1")
+_TABLE_ARRAYS = ("c", "s1", "sd", "dm", "w", "tail", "tail_even", "me")
+_CTABLE_ARRAYS = ("rho_crit", "CO")
+_SOURCES = ("core.activations", "core.gaussian", "core.propagation.moments", __name__)
+
+
+def _registered(act: Activation) -> bool:
+    """Whether ``act`` is the registry's own φ of that name (whose code the disk entry's fingerprint covers)."""
+    try:
+        ref = activations.get(act.name, **({"alpha": act.alpha} if act.name == "shifted_relu" else {}))
+    except (KeyError, TypeError):
+        return False
+    code = [getattr(f, "__code__", f) for f in (act.phi, act.dphi, act.d2phi)]
+    return code == [getattr(f, "__code__", f) for f in (ref.phi, ref.dphi, ref.d2phi)] and _Key(ref) == _Key(act)
+
+
+@lru_cache(maxsize=16)
+def _entry(key: _Key) -> tuple[str, str] | None:
+    """(label, digest) of ``key``'s disk entry; None for a φ not from the registry (its code is not ours)."""
+    if not _registered(key.act):
+        return None
+    digest = disk_cache.fingerprint(_SOURCES, key.key, _PER_DECADE, _TABLE_TERMS, _N_U, _N_R)
+    label = key.act.name + (f"{key.act.alpha:g}" if key.act.name == "shifted_relu" else "")
+    return None if digest is None else (label, digest)
+
+
+def _stored(key: _Key, names: tuple[str, ...]):
+    entry = _entry(key)
+    return None if entry is None else disk_cache.read("tables", *entry, names)
+
+
 @lru_cache(maxsize=8)
 def _build_moments(key: _Key) -> _Moments:
+    stored = _stored(key, _MOMENT_ARRAYS)
+    if stored is not None:
+        arrays, info = stored
+        return _Moments(**arrays, **{k: info[k] for k in _MOMENT_SCALARS})
     act = key.act
     bp = act.breakpoints
     n = int(round(_PER_DECADE * math.log10(Q_MAX / Q_MIN))) + 1
@@ -169,6 +209,9 @@ def _build_table(key: _Key) -> _Table:
     # The Mehler weights on 641 values of q are most of the ~0.3 s a new φ costs; the pointwise
     # functions (a slider's redraw) need only the moments and never wait for them.
     m = _moments(key)
+    stored = _stored(key, _TABLE_ARRAYS)
+    if stored is not None:
+        return _Table(**{f.name: getattr(m, f.name) for f in fields(_Moments)}, **stored[0])
     w, T, P = _mehler_weights(key.act, m.q, _TABLE_TERMS, m.V, m.D)
     u = np.linspace(0.0, 1.0, _N_U)
     c = 1.0 - u * u
@@ -238,7 +281,21 @@ def _ctable(key: _Key, mu2: float) -> _CTable:
 
 @lru_cache(maxsize=8)
 def _build_ctable(key: _Key, mu2: float) -> _CTable:
+    if mu2 == 1.0:
+        stored = _stored(key, _CTABLE_ARRAYS)
+        if stored is not None:
+            return _CTable(**stored[0])
     tab = _build_table(key)
+    ct = _solve_ctable(tab, mu2)
+    entry = _entry(key)
+    if mu2 == 1.0 and entry is not None:
+        disk_cache.write("tables", *entry, {name: getattr(tab, name) for name in _MOMENT_ARRAYS + _TABLE_ARRAYS}
+                         | {name: getattr(ct, name) for name in _CTABLE_ARRAYS},
+                         {k: getattr(tab, k) for k in _MOMENT_SCALARS})
+    return ct
+
+
+def _solve_ctable(tab: _Table, mu2: float) -> _CTable:
     c, s1, dm = tab.c, tab.s1, tab.dm
     n = s1.shape[0]
     s = 1.0 + s1

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import platform
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -17,6 +19,9 @@ def main(argv: list[str]) -> int:
     names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
     if argv:
         names = [n for n in names if any(a in n for a in argv)]
+    # Every figure starts from no stored tables, not from whatever this machine's cache holds.
+    cache = tempfile.TemporaryDirectory(prefix="eoc_bench_cache_")
+    os.environ["EDGE_OF_CHAOS_CACHE"] = cache.name
     import torch
 
     from core import device
@@ -35,6 +40,7 @@ def main(argv: list[str]) -> int:
             traceback.print_exc()
             failed = True
     torch.set_num_threads(app_threads)
+    cache.cleanup()
     print(f"\nmachine: {platform.processor() or platform.machine()}, {device.describe()}, torch {torch.__version__}")
     print(format_table(rows))
     return 1 if failed else 0

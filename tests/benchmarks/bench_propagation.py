@@ -9,6 +9,8 @@ grid and scaled per point to the full 256×256 grid, in the same run as the engi
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import time
 
 import numpy as np
@@ -74,18 +76,42 @@ def _simulation_one_thread() -> Row:
                sim < 1.0)
 
 
+def _table_seconds() -> tuple[float, float]:
+    """The tanh tables built (no disk cache) and read back from a new disk cache, each from empty memory."""
+    from core.propagation import tabulation
+
+    def timed() -> float:
+        for cached in (prop._build_moments, prop._build_table, prop._build_ctable, tabulation._entry):
+            cached.cache_clear()
+        t0 = time.perf_counter()
+        prop.tables("tanh")
+        return time.perf_counter() - t0
+
+    before = os.environ.get("EDGE_OF_CHAOS_CACHE")
+    try:
+        os.environ["EDGE_OF_CHAOS_CACHE"] = "off"
+        build = timed()
+        with tempfile.TemporaryDirectory(prefix="eoc_bench_cache_") as cache:
+            os.environ["EDGE_OF_CHAOS_CACHE"] = cache
+            timed()                                                    # builds and stores
+            read = timed()
+    finally:
+        if before is None:
+            os.environ.pop("EDGE_OF_CHAOS_CACHE", None)
+        else:
+            os.environ["EDGE_OF_CHAOS_CACHE"] = before
+    return build, read
+
+
 def run() -> list[Row]:
     sw, sb = _grid()
     rows = []
 
-    prop._build_moments.cache_clear()
-    prop._build_table.cache_clear()
-    prop._build_ctable.cache_clear()
-    t0 = time.perf_counter()
-    prop.tables("tanh")
-    build = time.perf_counter() - t0
+    build, read = _table_seconds()
     rows.append(Row("tanh tables, first use (V, E[φ'²], Mehler series, c* table)", build * 1e3, "ms",
                     "≤ 1000 ms", build <= 1.0))
+    rows.append(Row("  the same read from the disk cache (a later launch)", read * 1e3, "ms", "≤ 100 ms",
+                    read <= 0.1, "built", build * 1e3))
 
     engine = median_seconds(lambda: prop.phase_diagram("tanh", sw, sb), repeat=15, warmup=2)
     pd = prop.phase_diagram("tanh", sw, sb)

@@ -12,6 +12,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,9 +37,10 @@ class Row:
         return self.baseline_value / self.value
 
 
-def fresh_json(cmd: list[str]) -> dict:
-    """Run ``cmd`` in a fresh process (offscreen Qt, nothing imported yet) and parse the JSON of its last line."""
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+def fresh_json(cmd: list[str], **environ: str) -> dict:
+    """Run ``cmd`` in a fresh process (offscreen Qt, nothing imported yet, ``environ`` added to its
+    environment) and parse the JSON of its last line."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", **environ)
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -53,6 +55,14 @@ BARE_PLOT_PROBE = [sys.executable, "-c", (
     "app = QApplication([]); w = pg.PlotWidget(title='bare'); w.plot(numpy.arange(10.0)); w.resize(1600, 900)\n"
     "w.show(); app.processEvents(); w.grab()\n"
     "print(json.dumps({'s': time.perf_counter() - t}))")]
+
+
+def app_launches(later: int = 3) -> tuple[dict, list[dict]]:
+    """The startup probe in fresh processes sharing a new, empty table cache: the first launch on a machine
+    (which builds the tables and stores them, core.disk_cache) and ``later`` launches after it."""
+    with tempfile.TemporaryDirectory(prefix="eoc_bench_cache_") as cache:
+        first = fresh_json(STARTUP_PROBE, EDGE_OF_CHAOS_CACHE=cache)
+        return first, [fresh_json(STARTUP_PROBE, EDGE_OF_CHAOS_CACHE=cache) for _ in range(later)]
 
 
 def median_seconds(fn: Callable[[], object], repeat: int = 7, warmup: int = 1) -> float:
