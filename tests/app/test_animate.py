@@ -12,6 +12,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from app import animate
 from app import main as cli
 from app.animate import sweep
 from core.propagation import PropagationParams
@@ -56,6 +57,43 @@ def test_animate_writes_the_frames_asked_for_each_one_different(qapp, tmp_path, 
         assert frames.shape[2] == 640
     change = [np.abs(frames[i + 1].astype(int) - frames[i].astype(int)).mean() for i in range(4)]
     assert min(change) > 0.05, change  # σ_w moves every curve: no two frames alike
+
+
+def _heatmap_frames(n: int) -> list[np.ndarray]:
+    """Frames like a panel's: a smooth colour map (with its full colour bar) under a moving curve."""
+    import pyqtgraph as pg
+
+    lut = pg.colormap.get("viridis").getLookupTable(0.0, 1.0, 256)
+    h, w = 120, 200
+    field = np.add.outer(np.linspace(0, 180, h), np.linspace(0, 75, w)).astype(int)
+    frames = []
+    for k in range(n):
+        f = np.full((h, w + 20, 3), 255, np.uint8)
+        f[:, :w] = lut[(field + 3 * k) % 256]
+        f[:, w + 5:w + 15] = lut[np.linspace(255, 0, h).astype(int)][:, None]    # the colour bar
+        f[(40 + 5 * k) % h, :w] = (0, 0, 0)                                      # a curve that moves
+        frames.append(f)
+    return frames
+
+
+def test_gif_frames_keep_their_colours_even_ones_the_first_frame_lacked(tmp_path):
+    frames = _heatmap_frames(6)
+    frames[4][10:40, 10:60] = (230, 20, 30)           # a red warning no earlier frame had
+    out = tmp_path / "colours.gif"
+    assert animate.write(out, iter(frames)) == 6
+    back = frames_of(out)
+    assert back.shape == (6, *frames[0].shape)
+    error = [np.abs(b.astype(int) - f).mean() for b, f in zip(back, frames, strict=True)]
+    # 256 colours for a 256-level colour map and a few greys: within about a level on average
+    assert max(error) < 2.0, error
+    assert np.abs(back[4][10:40, 10:60].astype(int) - (230, 20, 30)).max() <= 8
+
+
+def test_a_cancelled_gif_leaves_no_file(tmp_path):
+    out = tmp_path / "cancelled.gif"
+    seen = []
+    assert animate.write(out, iter(_heatmap_frames(4)), progress=seen.append, cancelled=lambda: len(seen) >= 2) == 0
+    assert seen == [1, 2] and not out.exists()
 
 
 def test_sweep_values_follow_the_parameters_scale():
