@@ -18,7 +18,7 @@ import pyqtgraph as pg
 import shiboken6
 from pyqtgraph.exporters import CSVExporter, ImageExporter, SVGExporter
 from PySide6.QtCore import QPoint, Qt, QTimer
-from PySide6.QtGui import QFont, QPainter, QPen
+from PySide6.QtGui import QFont, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsGridLayout, QGraphicsItem, QGraphicsTextItem
 
 from app import pacing
@@ -417,6 +417,19 @@ def _fit_vertical_labels(item) -> None:
             if axis.labelText and axis.labelText != getattr(axis, "eoc_label_shown", (None,))[0]:
                 axis.eoc_label = axis.labelText
             _fit_axis_label(axis, child.height())
+            _leave_room_for_end_ticks(item, child)
+
+
+def _leave_room_for_end_ticks(item, bar: pg.ColorBarItem) -> None:
+    """A colour bar's end tick labels (its range's ends) stand half a line past the bar's ends: where
+    nothing is drawn under the view (no bottom axis) or over it (no title), they were cut at the plot's
+    edge ("−0.10" under the adversarial digit's δ bar), so the bar keeps that half line clear."""
+    half = math.ceil(QFontMetricsF(_font(sizes()["tick"])).height() / 2)
+    top = 0 if item.titleLabel.isVisible() or item.getAxis("top").isVisible() else half
+    bottom = 0 if item.getAxis("bottom").isVisible() else half
+    left, old_top, right, old_bottom = bar.layout.getContentsMargins()
+    if (old_top, old_bottom) != (top, bottom):
+        bar.layout.setContentsMargins(left, top, right, bottom)
 
 
 def _wraps(item) -> tuple:
@@ -1217,12 +1230,28 @@ def note(plot: pg.PlotWidget | None, text: str = "", anchor=(0.5, 0.5), item=Non
     """Text on a plot (a level's value, a marker's name, a readout, a hint) at the size of ``size``'s
     text ("tick", "legend", "label"), on a pale box that keeps it readable over a heat map; it grows with
     presentation mode like the rest of the plot (``muted``: grey, for a hint on an empty plot)."""
+    serve_events()
     if item is None:
         item = pg.TextItem(text, anchor=anchor)
         plot.addItem(item, **add)
     item.eoc_role = ("note", size, muted)
     _style_item(item)
     return item
+
+
+def color_bar(plot: pg.PlotWidget | pg.PlotItem, image: pg.ImageItem, values: tuple[float, float],
+              colormap: str = "viridis", width: int = 16, label: str = "") -> pg.ColorBarItem:
+    """A fixed (not draggable) colour bar for ``image``, at the right of ``plot``'s view.
+
+    A ColorBarItem is a plot of its own (~25 ms to make on a slow machine): in a progressive build it is
+    a step of its own, the event loop served before and after it.
+    """
+    serve_events()
+    bar = pg.ColorBarItem(values=values, colorMap=pg.colormap.get(colormap), width=width, interactive=False,
+                          label=label or None)
+    bar.setImageItem(image, insert_in=plot.getPlotItem() if isinstance(plot, pg.PlotWidget) else plot)
+    serve_events()
+    return bar
 
 
 def _apply(widget: pg.PlotWidget) -> None:

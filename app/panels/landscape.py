@@ -133,9 +133,7 @@ class LandscapePanel(Panel):
         self.surface_image = pg.ImageItem(axisOrder="col-major")
         self.surface_image.eoc_name = "loss"
         plot.addItem(self.surface_image)
-        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), width=16,
-                                        interactive=False)
-        self.colorbar.setImageItem(self.surface_image, insert_in=plot.getPlotItem())
+        self.colorbar = plots.color_bar(plot, self.surface_image, (0, 1))
         self.colorbar.axis.enableAutoSIPrefix(False)   # "log10 loss (x0.001)" with ticks of ±500 misleads
         # in the image's pixel coordinates, like the image itself
         self.contours = pg.PlotCurveItem(pen=pg.mkPen("#ffffff", width=1.2), connect="finite")

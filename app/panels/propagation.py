@@ -244,9 +244,7 @@ class PropagationPanel(Panel):
         self.phase_image.setCacheMode(pg.QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.phase_image.eoc_x, self.phase_image.eoc_y = SIGMA_W_GRID, SIGMA_B_GRID
         phase.addItem(self.phase_image)
-        self.colorbar = pg.ColorBarItem(values=(-1, 3), colorMap=pg.colormap.get("viridis"), width=16,
-                                        interactive=False)
-        self.colorbar.setImageItem(self.phase_image, insert_in=phase.getPlotItem())
+        self.colorbar = plots.color_bar(phase, self.phase_image, (-1, 3))
         self.critical = plots.theory_line(phase, "order-to-chaos line χ₁ = 1", 6, width_scale=1.2)
         self.critical.eoc_role = ("reference",)
         self.marker = pg.TargetItem(pos=(self.params.sigma_w, self.params.sigma_b), size=18, movable=True,

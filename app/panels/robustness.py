@@ -210,9 +210,7 @@ class RobustnessPanel(Panel):
             label = plots.note(plot, "", anchor=(0.5, 1.0))
             label.setPos(x0, -0.2)
             self.digit_labels.append(label)
-        self.delta_bar = pg.ColorBarItem(values=(-0.1, 0.1), colorMap=pg.colormap.get("CET-D1"), width=14,
-                                         interactive=False, label="δ (pixel units)")
-        self.delta_bar.setImageItem(self.delta_image, insert_in=item)
+        self.delta_bar = plots.color_bar(item, self.delta_image, (-0.1, 0.1), "CET-D1", 14, "δ (pixel units)")
         item.setRange(xRange=(-0.5, 24.5 + 2 * GAP), yRange=(-2.2, 8 + GAP + self._thumb_width + 0.3), padding=0)
         plot.scene().sigMouseClicked.connect(self._digit_clicked)
         self._digit_plot = plot
@@ -274,9 +272,7 @@ class RobustnessPanel(Panel):
         self.spatial_image = pg.ImageItem(axisOrder="col-major")
         self.spatial_image.eoc_name = "accuracy at vertical shift 0"
         plot.addItem(self.spatial_image)
-        self.spatial_bar = pg.ColorBarItem(values=(0, 100), colorMap=pg.colormap.get("viridis"), width=14,
-                                           interactive=False, label="accuracy (%)")
-        self.spatial_bar.setImageItem(self.spatial_image, insert_in=plot.getPlotItem())
+        self.spatial_bar = plots.color_bar(plot, self.spatial_image, (0, 100), width=14, label="accuracy (%)")
         self.worst_marker = pg.ScatterPlotItem([], [], symbol="x", size=22, pen=pg.mkPen("#D55E00", width=3),
                                                brush=pg.mkBrush("#D55E00"))
         plot.addItem(self.worst_marker)

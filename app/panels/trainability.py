@@ -148,8 +148,7 @@ def grid_plot(title: str, x_label: str) -> GridPlot:
     image = pg.ImageItem(axisOrder="col-major")
     image.eoc_name = "test accuracy"
     widget.addItem(image)
-    colorbar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("viridis"), width=16, interactive=False)
-    colorbar.setImageItem(image, insert_in=widget.getPlotItem())
+    colorbar = plots.color_bar(widget, image, (0.0, 1.0))
     colorbar.axis.setLabel("accuracy", **plots.label_style())
     six_xi = plots.theory_line(widget, "6 ξ<sub>c</sub> (theory)", 1, width_scale=1.3)
     xi = plots.theory_line(widget, "ξ<sub>c</sub>", 1, dash=True)

@@ -34,6 +34,30 @@ def text_rect(text_item):
     return text_item.sceneBoundingRect().adjusted(m, m, -m, -m)
 
 
+def tick_label_rects(axis) -> list:
+    """(text, scene rect) of each tick label ``axis`` draws, from the draw specs its own paint uses."""
+    from PySide6.QtGui import QPainter, QPicture
+
+    picture = QPicture()
+    painter = QPainter(picture)
+    try:
+        if axis.style["tickFont"] is not None:
+            painter.setFont(axis.style["tickFont"])
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [(text, axis.mapRectToScene(rect)) for rect, _, text in texts]
+
+
+def _axes(item) -> list:
+    """The visible axes of a plot item with tick labels shown, its colour bars' among them."""
+    import pyqtgraph as pg
+
+    axes = [item.getAxis(side) for side in ("left", "bottom", "right", "top")]
+    axes += [c.axis for c in item.childItems() if isinstance(c, pg.ColorBarItem)]
+    return [a for a in axes if a.isVisible() and a.style["showValues"]]
+
+
 def measure(panel) -> tuple[list[str], dict]:
     """What does not fit in ``panel``'s plots (titles, axis labels, legends), and some numbers."""
     from PySide6.QtCore import QPointF
@@ -80,6 +104,10 @@ def measure(panel) -> tuple[list[str], dict]:
                         - axis.textWidth
                     if rect.right() > ticks_left + 1:
                         problems.append(f"{where}: the y label runs onto the tick labels")
+        for axis in _axes(item):
+            cut = [text for text, rect in tick_label_rects(axis) if not _inside(rect, frame)]
+            if cut:
+                problems.append(f"{where}: {axis.orientation} tick labels {', '.join(cut)} are cut off")
         legend = item.legend
         if legend is not None and legend.items and legend.isVisible():
             if not plots.legend_inside_view(widget):  # in a row of its own under the plot
